@@ -1,0 +1,94 @@
+//! LIKWID 5's socket start (facts §2): bind `/tmp/likwid-<pid>` as the caller, wait 15 s for one
+//! connection, unlink the path, serve.
+
+use super::checked_peer;
+use super::serve::{serve, Ended};
+use crate::engine::Engine;
+use crate::error::StartError;
+use crate::sys;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{
+    bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
+};
+use nix::sys::stat::{umask, Mode};
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+/// LIKWID's client gives up after about 1000 connect attempts 2.5 ms apart; we wait 15 s.
+const ACCEPT_TIMEOUT_MS: u16 = 15_000;
+
+fn start_error(what: &str, path: &Path, e: nix::Error) -> StartError {
+    StartError::new(e as i32, format!("{what} {}: {e}", path.display()))
+}
+
+/// Creates the listening socket 0600 under the caller's filesystem identity, so a setuid
+/// daemon never creates a root-owned file on the caller's behalf.
+fn listen_as_caller(path: &Path, real_uid: u32) -> Result<UnixListener, StartError> {
+    umask(Mode::from_bits_truncate(0o077));
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| start_error("socket for", path, e))?;
+    let addr = UnixAddr::new(path).map_err(|e| start_error("socket path", path, e))?;
+    let saved = sys::setfsuid(real_uid);
+    let bound = bind(fd.as_raw_fd(), &addr)
+        .map_err(|e| start_error("cannot bind", path, e))
+        .and_then(|()| {
+            nix::sys::stat::fchmodat(
+                None,
+                path,
+                Mode::from_bits_truncate(0o600),
+                nix::sys::stat::FchmodatFlags::FollowSymlink,
+            )
+            .map_err(|e| start_error("cannot chmod", path, e))
+        });
+    sys::setfsuid(saved);
+    bound?;
+    listen(&fd, Backlog::new(1).expect("backlog 1 is valid"))
+        .map_err(|e| start_error("cannot listen on", path, e))?;
+    Ok(UnixListener::from(fd))
+}
+
+/// Waits for the one client LIKWID's library connects.
+fn accept_one(listener: &UnixListener, path: &Path) -> Result<UnixStream, StartError> {
+    let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+    let ready = poll(&mut fds, PollTimeout::from(ACCEPT_TIMEOUT_MS))
+        .map_err(|e| start_error("poll on", path, e))?;
+    if ready == 0 {
+        return Err(StartError::new(
+            libc::ETIMEDOUT,
+            format!("no client connected to {} within 15 s", path.display()),
+        ));
+    }
+    let (stream, _) = listener.accept().map_err(|e| {
+        StartError::new(
+            e.raw_os_error().unwrap_or(libc::EIO),
+            format!("accept on {}: {e}", path.display()),
+        )
+    })?;
+    Ok(stream)
+}
+
+/// Removes the socket path however serving ends.
+struct Unlink(PathBuf);
+
+impl Drop for Unlink {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+pub fn serve_socket(mut engine: Engine, real_uid: u32) -> Result<Ended, StartError> {
+    let path = PathBuf::from(format!("/tmp/likwid-{}", std::process::id()));
+    let listener = listen_as_caller(&path, real_uid)?;
+    let unlink = Unlink(path.clone());
+    let mut stream = accept_one(&listener, &path)?;
+    drop(unlink);
+    drop(listener);
+    let peer = checked_peer(&stream, real_uid)?;
+    Ok(serve(&mut stream, &mut engine, &peer))
+}

@@ -1,0 +1,180 @@
+//! MSRs through `/dev/cpu/N/msr`, or a simulated register store in the same place.
+//!
+//! The kernel's msr device reads 8 bytes at offset = register. A regular file cannot do that
+//! (PERF_CTL0 0xC0010200 and PERF_CTR0 0xC0010201 would share 7 bytes), so a regular file is a
+//! register store with register R at offset 8·R. The file type alone picks the layout.
+
+use super::RegisterDevice;
+use crate::error::StartError;
+use crate::root::Root;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, FileTypeExt};
+use std::path::Path;
+
+#[derive(Debug)]
+pub struct MsrFile {
+    file: File,
+    /// Bytes per register address: 1 for the kernel device, 8 for a register store.
+    stride: u64,
+}
+
+impl MsrFile {
+    pub fn open(path: &Path) -> io::Result<MsrFile> {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let stride = if file.metadata()?.file_type().is_char_device() {
+            1
+        } else {
+            8
+        };
+        Ok(MsrFile { file, stride })
+    }
+
+    pub fn is_register_store(&self) -> bool {
+        self.stride == 8
+    }
+
+    fn offset(&self, reg: u32) -> u64 {
+        u64::from(reg) * self.stride
+    }
+}
+
+impl RegisterDevice for MsrFile {
+    fn read(&self, reg: u32) -> io::Result<u64> {
+        let mut buf = [0u8; 8];
+        let n = self.file.read_at(&mut buf, self.offset(reg))?;
+        // A register store reads zeros past its end, like a register nobody wrote yet.
+        if n != 8 && !self.is_register_store() {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        Ok(u64::from_le_bytes(buf))
+    }
+
+    fn write(&self, reg: u32, value: u64) -> io::Result<()> {
+        let n = self.file.write_at(&value.to_le_bytes(), self.offset(reg))?;
+        if n != 8 {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        Ok(())
+    }
+}
+
+fn no_msr_driver(dir: &Path) -> StartError {
+    StartError::new(
+        libc::ENXIO,
+        format!(
+            "no MSR device files in {}: load the msr kernel module (modprobe msr)",
+            dir.display()
+        ),
+    )
+}
+
+/// The CPU ids with an msr file under the root, sorted; ids need not be consecutive.
+pub fn list_cpus(root: &Root) -> Result<Vec<u32>, StartError> {
+    let dir = root.msr_dir();
+    let entries = std::fs::read_dir(&dir).map_err(|_| no_msr_driver(&dir))?;
+    let mut cpus: Vec<u32> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|cpu| root.msr(*cpu).exists())
+        .collect();
+    cpus.sort_unstable();
+    if cpus.is_empty() {
+        return Err(no_msr_driver(&dir));
+    }
+    Ok(cpus)
+}
+
+/// One open msr file per CPU, opened together at start (before any privilege drop).
+#[derive(Debug)]
+pub struct MsrDevices {
+    cpus: Vec<(u32, MsrFile)>,
+}
+
+impl MsrDevices {
+    pub fn open_all(root: &Root) -> Result<MsrDevices, StartError> {
+        let mut cpus = Vec::new();
+        for cpu in list_cpus(root)? {
+            let path = root.msr(cpu);
+            let file = MsrFile::open(&path).map_err(|e| open_error(&path, &e))?;
+            cpus.push((cpu, file));
+        }
+        Ok(MsrDevices { cpus })
+    }
+
+    pub fn get(&self, cpu: u32) -> Option<&MsrFile> {
+        let i = self.cpus.binary_search_by_key(&cpu, |(c, _)| *c).ok()?;
+        Some(&self.cpus[i].1)
+    }
+
+    pub fn cpu_ids(&self) -> Vec<u32> {
+        self.cpus.iter().map(|(c, _)| *c).collect()
+    }
+}
+
+fn open_error(path: &Path, e: &io::Error) -> StartError {
+    match e.raw_os_error() {
+        Some(libc::EACCES) | Some(libc::EPERM) => StartError::new(
+            libc::EACCES,
+            format!(
+                "cannot open {}: permission denied; install likwid-accessD setuid root or with \
+                 cap_sys_rawio (see README, Install)",
+                path.display()
+            ),
+        ),
+        _ => StartError::new(libc::ENXIO, format!("cannot open {}: {e}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("likwid-msr-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn register_store_keeps_neighbouring_registers_apart() {
+        let dir = scratch("store");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("msr");
+        File::create(&path).unwrap();
+        let msr = MsrFile::open(&path).unwrap();
+        assert!(msr.is_register_store());
+        assert_eq!(
+            msr.read(0xC001_0200).unwrap(),
+            0,
+            "unwritten register reads 0"
+        );
+        msr.write(0xC001_0200, 0x1111_2222_3333_4444).unwrap();
+        msr.write(0xC001_0201, 0x5555_6666_7777_8888).unwrap();
+        assert_eq!(msr.read(0xC001_0200).unwrap(), 0x1111_2222_3333_4444);
+        assert_eq!(msr.read(0xC001_0201).unwrap(), 0x5555_6666_7777_8888);
+        let raw = std::fs::File::open(&path).unwrap();
+        let mut b = [0u8; 8];
+        raw.read_exact_at(&mut b, 8 * 0xC001_0201).unwrap();
+        assert_eq!(u64::from_le_bytes(b), 0x5555_6666_7777_8888);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn cpus_come_from_numbered_directories_with_an_msr_file() {
+        let dir = scratch("list");
+        for cpu in [0, 3, 12] {
+            std::fs::create_dir_all(dir.join(format!("dev/cpu/{cpu}"))).unwrap();
+            File::create(dir.join(format!("dev/cpu/{cpu}/msr"))).unwrap();
+        }
+        std::fs::create_dir_all(dir.join("dev/cpu/5")).unwrap(); // cpuid only, no msr
+        std::fs::create_dir_all(dir.join("dev/cpu/microcode")).unwrap();
+        let root = Root::new(&dir);
+        assert_eq!(list_cpus(&root).unwrap(), vec![0, 3, 12]);
+        let devs = MsrDevices::open_all(&root).unwrap();
+        assert!(devs.get(3).is_some() && devs.get(5).is_none() && devs.get(u32::MAX).is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+        let e = list_cpus(&root).unwrap_err();
+        assert_eq!(e.errno, libc::ENXIO);
+        assert!(e.message.contains("modprobe msr"), "{}", e.message);
+    }
+}

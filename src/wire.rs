@@ -1,0 +1,184 @@
+//! The LIKWID 5 access record and our private-channel extensions. Pure: bytes <-> values.
+//!
+//! Layout (x86_64, LIKWID 5.0 … 5.5): `cpu u32, reg u32, data u64, device i32, type i32,
+//! errorcode i32`, then 4 bytes of tail padding, 32 bytes in all, native byte order.
+
+/// Size of one record on the wire.
+pub const RECORD_LEN: usize = 32;
+
+/// `device` value of the MSR device in every PciDeviceIndex numbering.
+pub const MSR_DEV: i32 = 0;
+
+/// Request types (LIKWID 5 `AccessType`).
+pub const TYPE_READ: i32 = 0;
+pub const TYPE_WRITE: i32 = 1;
+pub const TYPE_CHECK: i32 = 2;
+pub const TYPE_EXIT: i32 = 3;
+/// Our extension: the greeting our daemon sends first on a private channel. Never sent to a
+/// LIKWID client (they connect through `/tmp/likwid-<pid>` and get no greeting).
+pub const TYPE_HELLO: i32 = 0x4C41_0001;
+
+/// Reply codes (LIKWID 5 `AccessErrorType`).
+pub const ERR_NOERROR: i32 = 0;
+pub const ERR_UNKNOWN: i32 = 1;
+pub const ERR_RESTREG: i32 = 2;
+pub const ERR_OPENFAIL: i32 = 3;
+pub const ERR_RWFAIL: i32 = 4;
+pub const ERR_DAEMONBUSY: i32 = 5;
+pub const ERR_NODEV: i32 = 6;
+pub const ERR_LOCKED: i32 = 7;
+
+/// Version of our private-channel protocol, carried in the greeting's `reg`.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Upper bound on a greeting payload (error text or CPU list), so a client never allocates
+/// what a broken peer claims.
+pub const MAX_GREETING_PAYLOAD: u32 = 1 << 20;
+
+/// One LIKWID 5 `AccessDataRecord`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Record {
+    pub cpu: u32,
+    pub reg: u32,
+    pub data: u64,
+    pub device: i32,
+    pub kind: i32,
+    pub errorcode: i32,
+}
+
+impl Record {
+    pub fn encode(&self) -> [u8; RECORD_LEN] {
+        let mut b = [0u8; RECORD_LEN];
+        b[0..4].copy_from_slice(&self.cpu.to_ne_bytes());
+        b[4..8].copy_from_slice(&self.reg.to_ne_bytes());
+        b[8..16].copy_from_slice(&self.data.to_ne_bytes());
+        b[16..20].copy_from_slice(&self.device.to_ne_bytes());
+        b[20..24].copy_from_slice(&self.kind.to_ne_bytes());
+        b[24..28].copy_from_slice(&self.errorcode.to_ne_bytes());
+        b
+    }
+
+    pub fn decode(b: &[u8; RECORD_LEN]) -> Record {
+        let u32_at = |i: usize| u32::from_ne_bytes(b[i..i + 4].try_into().unwrap());
+        Record {
+            cpu: u32_at(0),
+            reg: u32_at(4),
+            data: u64::from_ne_bytes(b[8..16].try_into().unwrap()),
+            device: u32_at(16) as i32,
+            kind: u32_at(20) as i32,
+            errorcode: u32_at(24) as i32,
+        }
+    }
+
+    /// A request as LIKWID's client builds it: errorcode preset to OPENFAIL (LIKWID 5.2 client).
+    pub fn request(kind: i32, cpu: u32, device: i32, reg: u32, data: u64) -> Record {
+        Record {
+            cpu,
+            reg,
+            data,
+            device,
+            kind,
+            errorcode: ERR_OPENFAIL,
+        }
+    }
+
+    /// The reply to `self`: same addressing, the given data and code.
+    pub fn reply(&self, data: u64, errorcode: i32) -> Record {
+        Record {
+            data,
+            errorcode,
+            ..*self
+        }
+    }
+}
+
+/// What a request asks for, once its `type` has been checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Read,
+    Write,
+    Check,
+    Exit,
+}
+
+impl Kind {
+    pub fn from_wire(kind: i32) -> Option<Kind> {
+        match kind {
+            TYPE_READ => Some(Kind::Read),
+            TYPE_WRITE => Some(Kind::Write),
+            TYPE_CHECK => Some(Kind::Check),
+            TYPE_EXIT => Some(Kind::Exit),
+            _ => None,
+        }
+    }
+}
+
+/// The greeting our daemon sends on a private channel before anything else: `errorcode` is 0
+/// (ready) or a positive errno saying why it cannot serve; `cpu` is the payload length. The
+/// payload is the CPU ids present (u32 each) when ready, else a one-line UTF-8 reason.
+pub fn greeting(errno: i32, payload_len: usize) -> Record {
+    Record {
+        cpu: payload_len as u32,
+        reg: PROTOCOL_VERSION,
+        data: 0,
+        device: MSR_DEV,
+        kind: TYPE_HELLO,
+        errorcode: errno,
+    }
+}
+
+/// CPU ids as a greeting payload.
+pub fn encode_cpu_list(cpus: &[u32]) -> Vec<u8> {
+    cpus.iter().flat_map(|c| c.to_ne_bytes()).collect()
+}
+
+pub fn decode_cpu_list(payload: &[u8]) -> Option<Vec<u32>> {
+    if payload.len() % 4 != 0 {
+        return None;
+    }
+    Some(
+        payload
+            .chunks_exact(4)
+            .map(|c| u32::from_ne_bytes(c.try_into().unwrap()))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_layout_matches_likwid_offsets() {
+        let r = Record {
+            cpu: 1,
+            reg: 0xC001_0201,
+            data: 0x1122_3344_5566_7788,
+            device: -5,
+            kind: 1,
+            errorcode: 3,
+        };
+        let b = r.encode();
+        assert_eq!(&b[0..4], &1u32.to_ne_bytes());
+        assert_eq!(&b[4..8], &0xC001_0201u32.to_ne_bytes());
+        assert_eq!(&b[8..16], &0x1122_3344_5566_7788u64.to_ne_bytes());
+        assert_eq!(&b[16..20], &(-5i32).to_ne_bytes());
+        assert_eq!(&b[20..24], &1i32.to_ne_bytes());
+        assert_eq!(&b[24..28], &3i32.to_ne_bytes());
+        assert_eq!(&b[28..32], &[0, 0, 0, 0]);
+        assert_eq!(Record::decode(&b), r);
+    }
+
+    #[test]
+    fn unknown_type_is_not_a_kind() {
+        assert_eq!(Kind::from_wire(77), None);
+        assert_eq!(Kind::from_wire(TYPE_HELLO), None);
+        assert_eq!(Kind::from_wire(3), Some(Kind::Exit));
+    }
+
+    #[test]
+    fn cpu_list_round_trips_and_rejects_ragged_payload() {
+        let cpus = [0, 3, 7, 255];
+        assert_eq!(decode_cpu_list(&encode_cpu_list(&cpus)).unwrap(), cpus);
+        assert_eq!(decode_cpu_list(&[1, 2, 3]), None);
+    }
+}

@@ -1,0 +1,147 @@
+//! The real daemon binary on simulated machines, spoken to over the private channel the
+//! library uses, with hand-built records (no client code in the loop).
+
+use likwid_access::policy::CpuModel;
+use likwid_access::wire::{self, Record, RECORD_LEN};
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+const DAEMON: &str = env!("CARGO_BIN_EXE_likwid-accessD");
+const CTR0: u32 = 0xC001_0201;
+const SYSCFG: u32 = 0xC001_0010;
+
+fn machine(name: &str, model: &str, cpus: &[u32]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("likwid-it-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    likwid_access::sim::create(&dir, CpuModel::by_name(model).unwrap(), cpus).unwrap();
+    dir
+}
+
+fn spawn(root: &Path) -> (UnixStream, Child) {
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    let child = Command::new(DAEMON)
+        .arg("--channel=stdin")
+        .env_clear()
+        .env("LIKWID_ACCESS_ROOT", root)
+        .stdin(Stdio::from(OwnedFd::from(theirs)))
+        .spawn()
+        .unwrap();
+    ours.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    (ours, child)
+}
+
+fn greeting(s: &mut UnixStream) -> (Record, Vec<u8>) {
+    let mut b = [0u8; RECORD_LEN];
+    s.read_exact(&mut b).unwrap();
+    let hello = Record::decode(&b);
+    assert_eq!(hello.kind, wire::TYPE_HELLO);
+    let mut payload = vec![0u8; hello.cpu as usize];
+    s.read_exact(&mut payload).unwrap();
+    (hello, payload)
+}
+
+fn ask(s: &mut UnixStream, kind: i32, cpu: u32, device: i32, reg: u32, data: u64) -> Record {
+    s.write_all(&Record::request(kind, cpu, device, reg, data).encode())
+        .unwrap();
+    let mut b = [0u8; RECORD_LEN];
+    s.read_exact(&mut b).unwrap();
+    Record::decode(&b)
+}
+
+#[test]
+fn greeting_lists_non_consecutive_cpus_and_hostile_records_get_errors() {
+    let root = machine("hostile", "zen3", &[0, 4, 9]);
+    let (mut s, mut child) = spawn(&root);
+    let (hello, payload) = greeting(&mut s);
+    assert_eq!(hello.errorcode, 0, "{}", String::from_utf8_lossy(&payload));
+    assert_eq!(wire::decode_cpu_list(&payload).unwrap(), vec![0, 4, 9]);
+
+    let w = ask(&mut s, wire::TYPE_WRITE, 9, 0, CTR0, 0xFFFF_0000_1234);
+    assert_eq!((w.errorcode, w.data), (wire::ERR_NOERROR, 0));
+    let cases = [
+        (wire::TYPE_READ, u32::MAX, 0, CTR0, wire::ERR_NODEV),
+        (wire::TYPE_READ, 1, 0, CTR0, wire::ERR_NODEV),
+        (wire::TYPE_READ, 0, -5, CTR0, wire::ERR_NODEV),
+        (wire::TYPE_READ, 0, 100_000, CTR0, wire::ERR_NODEV),
+        (77, 0, 0, CTR0, wire::ERR_UNKNOWN),
+        (wire::TYPE_HELLO, 0, 0, CTR0, wire::ERR_UNKNOWN),
+        (wire::TYPE_WRITE, 0, 0, SYSCFG, wire::ERR_RESTREG),
+        (wire::TYPE_READ, 0, 0, 0xC000_0080, wire::ERR_RESTREG),
+        (wire::TYPE_CHECK, 4, 0, 0, wire::ERR_NOERROR),
+        (wire::TYPE_CHECK, 5, 0, 0, wire::ERR_NODEV),
+    ];
+    for (kind, cpu, device, reg, want) in cases {
+        let r = ask(&mut s, kind, cpu, device, reg, 0);
+        assert_eq!(
+            r.errorcode, want,
+            "type {kind} cpu {cpu:#x} device {device} reg {reg:#x}"
+        );
+        assert_eq!(
+            (r.cpu, r.reg, r.kind),
+            (cpu, reg, kind),
+            "reply echoes the request"
+        );
+    }
+    let r = ask(&mut s, wire::TYPE_READ, 9, 0, CTR0, 0);
+    assert_eq!(
+        (r.errorcode, r.data),
+        (wire::ERR_NOERROR, 0xFFFF_0000_1234),
+        "still serving"
+    );
+    s.write_all(&Record::request(wire::TYPE_EXIT, 0, 0, 0, 0).encode())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn daemon_that_cannot_serve_says_why_in_its_greeting() {
+    let root = machine("unsupported", "zen4", &[0]);
+    let info = std::fs::read_to_string(root.join("proc/cpuinfo")).unwrap();
+    std::fs::write(
+        root.join("proc/cpuinfo"),
+        info.replace("cpu family\t: 25", "cpu family\t: 16"),
+    )
+    .unwrap();
+    let (mut s, mut child) = spawn(&root);
+    let (hello, payload) = greeting(&mut s);
+    let text = String::from_utf8(payload).unwrap();
+    assert_eq!(hello.errorcode, libc::ENOTSUP, "{text}");
+    assert!(
+        text.contains("unsupported CPU") && text.contains("family 0x10"),
+        "{text}"
+    );
+    assert!(!child.wait().unwrap().success());
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn client_vanishing_mid_session_ends_the_daemon() {
+    let root = machine("vanish", "skx", &[0, 1]);
+    let (mut s, mut child) = spawn(&root);
+    greeting(&mut s);
+    let r = ask(&mut s, wire::TYPE_WRITE, 1, 0, 0x1A4, 0xFF);
+    assert_eq!(
+        r.errorcode,
+        wire::ERR_NOERROR,
+        "prefetcher control is writable on SKX"
+    );
+    drop(s);
+    assert!(child.wait().unwrap().success(), "EOF is a normal end");
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn unknown_arguments_are_refused() {
+    let out = Command::new(DAEMON)
+        .arg("--root=/tmp")
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown argument `--root=/tmp`"));
+}
