@@ -141,19 +141,29 @@ impl State {
                 .execute(cpu, device, reg, op)
                 .map_err(ClientError::Access),
             Backend::Daemon(conn) => {
-                let (kind, data) = match op {
-                    Op::Read => (wire::TYPE_READ, 0),
-                    Op::Write(v) => (wire::TYPE_WRITE, v),
-                };
-                let reply = conn
-                    .round_trip(&Record::request(kind, cpu, device, reg, data))
-                    .map_err(ClientError::Access)?;
-                match AccessError::from_wire_code(reply.errorcode, reg, kind == wire::TYPE_WRITE) {
-                    None => Ok(reply.data),
-                    Some(e) => Err(ClientError::Access(e)),
-                }
+                daemon_access(conn, cpu, device, reg, op).map_err(ClientError::Access)
             }
         }
+    }
+}
+
+/// One access through a daemon connection: the request record, the round trip, the reply
+/// code mapped back to an error.
+pub(crate) fn daemon_access(
+    conn: &mut Connection,
+    cpu: u32,
+    device: i32,
+    reg: u32,
+    op: Op,
+) -> Result<u64, AccessError> {
+    let (kind, data) = match op {
+        Op::Read => (wire::TYPE_READ, 0),
+        Op::Write(v) => (wire::TYPE_WRITE, v),
+    };
+    let reply = conn.round_trip(&Record::request(kind, cpu, device, reg, data))?;
+    match AccessError::from_wire_code(reply.errorcode, reg, kind == wire::TYPE_WRITE) {
+        None => Ok(reply.data),
+        Some(e) => Err(e),
     }
 }
 
