@@ -12,6 +12,7 @@ pub mod lock;
 pub mod policy;
 pub mod root;
 pub mod sim;
+pub mod site;
 pub mod sys;
 pub mod tool;
 pub mod wire;

@@ -2,7 +2,7 @@
 //! use `unsafe`; each block says why it is sound.
 #![allow(unsafe_code)]
 
-use std::ffi::CStr;
+use std::io;
 
 /// True when the kernel started this process in secure-exec mode (setuid, setgid or file
 /// capabilities): then the environment belongs to an untrusted caller.
@@ -11,29 +11,60 @@ pub fn secure_exec() -> bool {
     unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
 }
 
-/// Sets the filesystem uid (Linux-only; nix has no wrapper) and returns the previous one.
-pub fn setfsuid(uid: u32) -> u32 {
-    // SAFETY: setfsuid takes a plain integer and cannot fail in a way that corrupts memory.
-    unsafe { libc::setfsuid(uid) as u32 }
-}
-
-/// Opens the system log with a static ident; `to_stderr` adds LOG_PERROR for debugging.
-pub fn openlog(ident: &'static CStr, to_stderr: bool) {
-    let options = libc::LOG_PID | libc::LOG_NDELAY | if to_stderr { libc::LOG_PERROR } else { 0 };
-    // SAFETY: ident is 'static, as openlog keeps the pointer for later syslog calls.
-    unsafe { libc::openlog(ident.as_ptr(), options, libc::LOG_USER) }
-}
-
-/// Sends one message to syslog at `priority`.
-pub fn syslog(priority: libc::c_int, message: &str) {
-    let text: Vec<u8> = message.bytes().filter(|b| *b != 0).chain([0]).collect();
-    // SAFETY: the format is a literal "%s" and text is NUL-terminated without inner NULs.
-    unsafe { libc::syslog(priority, c"%s".as_ptr(), text.as_ptr()) }
-}
-
 /// Registers fork handlers (run by fork(2), not by posix_spawn or vfork).
 pub fn atfork(prepare: extern "C" fn(), parent: extern "C" fn(), child: extern "C" fn()) {
     // SAFETY: the handlers are plain extern "C" functions that live for the whole program.
     let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
     debug_assert_eq!(rc, 0);
+}
+
+/// Closes every file descriptor from `first` up.
+pub fn close_fds_from(first: u32) -> io::Result<()> {
+    // SAFETY: close_range only closes descriptors; nothing in this process holds a Rust owner
+    // of them yet (it runs first thing in the daemon's main).
+    match unsafe { libc::close_range(first, u32::MAX, 0) } {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+/// Empties the permitted, effective and inheritable capability sets (which also empties the
+/// ambient set). Dropping capabilities never needs a privilege.
+pub fn clear_capabilities() -> io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    let mut header = Header { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let data = [Data::default(); 2];
+    // SAFETY: header and data match the kernel's __user_cap_header_struct and the two
+    // __user_cap_data_struct that version 3 takes; both outlive the call.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `Mmm dd hh:mm:ss` in local time, the timestamp syslog records carry (RFC 3164).
+pub fn syslog_timestamp() -> String {
+    // SAFETY: time(NULL) only returns the clock; localtime_r writes into our zeroed tm.
+    let tm = unsafe {
+        let now = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&now, &mut tm);
+        tm
+    };
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let month = MONTHS.get(tm.tm_mon as usize).copied().unwrap_or("Jan");
+    format!("{month} {:2} {:02}:{:02}:{:02}", tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec)
 }

@@ -28,6 +28,21 @@ pub const ERR_DAEMONBUSY: i32 = 5;
 pub const ERR_NODEV: i32 = 6;
 pub const ERR_LOCKED: i32 = 7;
 
+/// LIKWID's name of a reply code, for traces and messages.
+pub fn code_name(code: i32) -> &'static str {
+    match code {
+        ERR_NOERROR => "NOERROR",
+        ERR_UNKNOWN => "UNKNOWN",
+        ERR_RESTREG => "RESTREG",
+        ERR_OPENFAIL => "OPENFAIL",
+        ERR_RWFAIL => "RWFAIL",
+        ERR_DAEMONBUSY => "DAEMONBUSY",
+        ERR_NODEV => "NODEV",
+        ERR_LOCKED => "LOCKED",
+        _ => "INVALID",
+    }
+}
+
 /// Version of our private-channel protocol, carried in the greeting's `reg`.
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Upper bound on a greeting payload (error text or CPU list), so a client never allocates
@@ -71,23 +86,12 @@ impl Record {
 
     /// A request as LIKWID's client builds it: errorcode preset to OPENFAIL (LIKWID 5.2 client).
     pub fn request(kind: i32, cpu: u32, device: i32, reg: u32, data: u64) -> Record {
-        Record {
-            cpu,
-            reg,
-            data,
-            device,
-            kind,
-            errorcode: ERR_OPENFAIL,
-        }
+        Record { cpu, reg, data, device, kind, errorcode: ERR_OPENFAIL }
     }
 
     /// The reply to `self`: same addressing, the given data and code.
     pub fn reply(&self, data: u64, errorcode: i32) -> Record {
-        Record {
-            data,
-            errorcode,
-            ..*self
-        }
+        Record { data, errorcode, ..*self }
     }
 }
 
@@ -135,12 +139,7 @@ pub fn decode_cpu_list(payload: &[u8]) -> Option<Vec<u32>> {
     if payload.len() % 4 != 0 {
         return None;
     }
-    Some(
-        payload
-            .chunks_exact(4)
-            .map(|c| u32::from_ne_bytes(c.try_into().unwrap()))
-            .collect(),
-    )
+    Some(payload.chunks_exact(4).map(|c| u32::from_ne_bytes(c.try_into().unwrap())).collect())
 }
 
 #[cfg(test)]
@@ -149,14 +148,7 @@ mod tests {
 
     #[test]
     fn record_layout_matches_likwid_offsets() {
-        let r = Record {
-            cpu: 1,
-            reg: 0xC001_0201,
-            data: 0x1122_3344_5566_7788,
-            device: -5,
-            kind: 1,
-            errorcode: 3,
-        };
+        let r = Record { cpu: 1, reg: 0xC001_0201, data: 0x1122_3344_5566_7788, device: -5, kind: 1, errorcode: 3 };
         let b = r.encode();
         assert_eq!(&b[0..4], &1u32.to_ne_bytes());
         assert_eq!(&b[4..8], &0xC001_0201u32.to_ne_bytes());

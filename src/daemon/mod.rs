@@ -1,11 +1,17 @@
 //! `likwid-accessD`: the privileged side. Started with no arguments it is LIKWID 5's daemon on
 //! the wire (`/tmp/likwid-<pid>`); started by our library it serves a private socketpair.
+//! Either way it opens every device file first, then drops to the caller's identity for good.
 
+mod audit;
 mod compat;
+mod privilege;
 mod serve;
+mod session;
 mod syslog;
 
-pub use serve::{answer, serve, Ended, Peer};
+pub use privilege::effective_capabilities;
+pub use serve::{serve, Ended, Peer};
+pub use session::Session;
 
 use crate::engine::Engine;
 use crate::error::StartError;
@@ -22,6 +28,8 @@ use std::process::ExitCode;
 pub const CHANNEL_ARG: &str = "--channel=stdin";
 /// Non-secure-exec only: copy the log to stderr and log every request.
 pub const DEBUG_ENV: &str = "LIKWID_ACCESS_DEBUG";
+/// Non-secure-exec only: append one line per served request to this file.
+pub const TRACE_ENV: &str = "LIKWID_ACCESS_TRACE";
 
 enum Mode {
     /// LIKWID 5's own start: no arguments, serve `/tmp/likwid-<pid>`.
@@ -34,14 +42,44 @@ fn parse_args(args: &[String]) -> Result<Mode, String> {
     match args {
         [] => Ok(Mode::Likwid),
         [a] if a == CHANNEL_ARG => Ok(Mode::Private),
-        [a, ..] => Err(format!("unknown argument `{a}` (likwid-accessD takes none; it is started by the LIKWID library)")),
+        [a, ..] => {
+            Err(format!("unknown argument `{a}` (likwid-accessD takes none; it is started by the LIKWID library)"))
+        }
+    }
+}
+
+/// An environment switch, honoured only outside secure-exec; an ignored attempt is logged.
+fn switch(name: &str, secure: bool) -> Option<std::ffi::OsString> {
+    let value = std::env::var_os(name)?;
+    if secure {
+        log::warn!("ignoring {name} under secure-exec");
+        return None;
+    }
+    Some(value)
+}
+
+/// Opens the request trace as the unprivileged caller (it names a file of theirs).
+fn open_trace(secure: bool) -> Option<Box<dyn Write>> {
+    let path = switch(TRACE_ENV, secure)?;
+    match std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+        Ok(file) => Some(Box::new(std::io::LineWriter::new(file))),
+        Err(e) => {
+            log::error!("cannot open trace file {}: {e}", std::path::Path::new(&path).display());
+            None
+        }
     }
 }
 
 pub fn main() -> ExitCode {
     let secure = sys::secure_exec();
-    syslog::init(!secure && std::env::var_os(DEBUG_ENV).is_some());
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let private = args.first().is_some_and(|a| a == CHANNEL_ARG);
+    let debug = !secure && std::env::var_os(DEBUG_ENV).is_some();
+    privilege::sanitize_process(private, debug || !secure);
+    syslog::init(debug);
+    if secure && std::env::var_os(DEBUG_ENV).is_some() {
+        log::warn!("ignoring {DEBUG_ENV} under secure-exec");
+    }
     let mode = match parse_args(&args) {
         Ok(mode) => mode,
         Err(why) => {
@@ -53,12 +91,18 @@ pub fn main() -> ExitCode {
     let root = Root::from_env(secure);
     let real_uid = nix::unistd::getuid().as_raw();
     let engine = Engine::open(&root, real_uid);
+    if let Ok(engine) = &engine {
+        log::debug!("serving uid {real_uid} with {} on {} CPUs", engine.policy().source, engine.cpus().len());
+    }
+    // Never talk to a client with more than the caller's own rights.
+    if let Err(e) = privilege::drop_to_real_user() {
+        log::error!("{e}");
+        return ExitCode::FAILURE;
+    }
+    let trace = open_trace(secure);
     let ended = match mode {
-        Mode::Private => serve_private(engine, real_uid),
-        Mode::Likwid => match engine {
-            Ok(engine) => compat::serve_socket(engine, real_uid),
-            Err(e) => Err(e),
-        },
+        Mode::Private => serve_private(engine, real_uid, trace),
+        Mode::Likwid => engine.and_then(|engine| compat::serve_socket(engine, real_uid, trace)),
     };
     match ended {
         Ok(Ended::Exit) | Ok(Ended::Eof) => ExitCode::SUCCESS,
@@ -75,27 +119,16 @@ pub fn main() -> ExitCode {
 
 /// The peer's identity; only the user who started the daemon may talk to it.
 fn checked_peer(stream: &UnixStream, real_uid: u32) -> Result<Peer, StartError> {
-    let cred = getsockopt(stream, sockopt::PeerCredentials).map_err(|e| {
-        StartError::new(
-            libc::EPROTO,
-            format!("no peer credentials on the channel: {e}"),
-        )
-    })?;
+    let cred = getsockopt(stream, sockopt::PeerCredentials)
+        .map_err(|e| StartError::new(libc::EPROTO, format!("no peer credentials on the channel: {e}")))?;
     if cred.uid() != real_uid {
+        log::warn!("refused peer uid {} pid {}: the daemon serves uid {real_uid} only", cred.uid(), cred.pid());
         return Err(StartError::new(
             libc::EACCES,
-            format!(
-                "peer uid {} pid {} is not the user {} who started the daemon",
-                cred.uid(),
-                cred.pid(),
-                real_uid
-            ),
+            format!("peer uid {} pid {} is not the user {} who started the daemon", cred.uid(), cred.pid(), real_uid),
         ));
     }
-    Ok(Peer {
-        uid: cred.uid(),
-        pid: cred.pid(),
-    })
+    Ok(Peer { uid: cred.uid(), pid: cred.pid() })
 }
 
 fn private_channel() -> Result<UnixStream, StartError> {
@@ -103,23 +136,14 @@ fn private_channel() -> Result<UnixStream, StartError> {
         .as_fd()
         .try_clone_to_owned()
         .map_err(|e| StartError::new(libc::EBADF, format!("no channel on stdin: {e}")))?;
-    let is_stream = matches!(
-        getsockopt(&fd, sockopt::SockType),
-        Ok(nix::sys::socket::SockType::Stream)
-    );
+    let is_stream = matches!(getsockopt(&fd, sockopt::SockType), Ok(nix::sys::socket::SockType::Stream));
     if !is_stream {
-        return Err(StartError::new(
-            libc::ENOTSOCK,
-            format!("{CHANNEL_ARG}: stdin is not a stream socket"),
-        ));
+        return Err(StartError::new(libc::ENOTSOCK, format!("{CHANNEL_ARG}: stdin is not a stream socket")));
     }
     Ok(UnixStream::from(fd))
 }
 
-fn send_greeting(
-    stream: &mut UnixStream,
-    result: &Result<Engine, StartError>,
-) -> std::io::Result<()> {
+fn send_greeting(stream: &mut UnixStream, result: &Result<Engine, StartError>) -> std::io::Result<()> {
     let (errno, payload) = match result {
         Ok(engine) => (0, wire::encode_cpu_list(&engine.cpus())),
         Err(e) => (e.errno, e.message.clone().into_bytes()),
@@ -129,13 +153,16 @@ fn send_greeting(
     stream.write_all(&frame)
 }
 
-fn serve_private(engine: Result<Engine, StartError>, real_uid: u32) -> Result<Ended, StartError> {
+fn serve_private(
+    engine: Result<Engine, StartError>,
+    real_uid: u32,
+    trace: Option<Box<dyn Write>>,
+) -> Result<Ended, StartError> {
     let mut stream = private_channel()?;
     let peer = checked_peer(&stream, real_uid)?;
-    send_greeting(&mut stream, &engine)
-        .map_err(|e| StartError::new(libc::EPIPE, format!("greeting: {e}")))?;
+    send_greeting(&mut stream, &engine).map_err(|e| StartError::new(libc::EPIPE, format!("greeting: {e}")))?;
     let mut engine = engine?;
-    Ok(serve(&mut stream, &mut engine, &peer))
+    Ok(serve(&mut stream, Session::new(&mut engine, peer, trace)))
 }
 
 #[cfg(test)]
@@ -145,14 +172,8 @@ mod tests {
     #[test]
     fn only_the_channel_argument_is_known() {
         assert!(matches!(parse_args(&[]), Ok(Mode::Likwid)));
-        assert!(matches!(
-            parse_args(&[CHANNEL_ARG.into()]),
-            Ok(Mode::Private)
-        ));
-        for bad in [
-            vec!["--root=/tmp".to_string()],
-            vec![CHANNEL_ARG.into(), "x".into()],
-        ] {
+        assert!(matches!(parse_args(&[CHANNEL_ARG.into()]), Ok(Mode::Private)));
+        for bad in [vec!["--root=/tmp".to_string()], vec![CHANNEL_ARG.into(), "x".into()]] {
             assert!(parse_args(&bad).is_err(), "{bad:?}");
         }
     }

@@ -1,9 +1,35 @@
-//! A `log` backend that writes to syslog (LOG_USER, ident `likwid-accessD`), LIKWID's only
-//! log channel for its daemon.
+//! A `log` backend that sends to syslog (`/dev/log`, LOG_USER, ident `likwid-accessD`), the
+//! daemon's only log channel, as LIKWID's. Sends never block: a stuck or absent syslog daemon
+//! loses records, it never stalls serving (glibc's syslog() would block on a full socket).
 
 use crate::sys;
+use std::io::Write;
+use std::os::unix::net::UnixDatagram;
+use std::sync::Mutex;
 
-struct Syslog;
+const IDENT: &str = "likwid-accessD";
+const LOG_USER: u8 = 1 << 3;
+
+struct Syslog {
+    socket: Mutex<Option<UnixDatagram>>,
+    to_stderr: bool,
+}
+
+fn connect() -> Option<UnixDatagram> {
+    let socket = UnixDatagram::unbound().ok()?;
+    socket.connect("/dev/log").ok()?;
+    socket.set_nonblocking(true).ok()?;
+    Some(socket)
+}
+
+fn severity(level: log::Level) -> u8 {
+    match level {
+        log::Level::Error => 3,
+        log::Level::Warn => 4,
+        log::Level::Info => 6,
+        log::Level::Debug | log::Level::Trace => 7,
+    }
+}
 
 impl log::Log for Syslog {
     fn enabled(&self, metadata: &log::Metadata) -> bool {
@@ -14,28 +40,29 @@ impl log::Log for Syslog {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let priority = match record.level() {
-            log::Level::Error => libc::LOG_ERR,
-            log::Level::Warn => libc::LOG_WARNING,
-            log::Level::Info => libc::LOG_INFO,
-            log::Level::Debug | log::Level::Trace => libc::LOG_DEBUG,
-        };
-        sys::syslog(priority, &record.args().to_string());
+        let message = record.args().to_string();
+        let pri = LOG_USER | severity(record.level());
+        let line = format!("<{pri}>{} {IDENT}[{}]: {message}", sys::syslog_timestamp(), std::process::id());
+        let mut socket = self.socket.lock().unwrap_or_else(|p| p.into_inner());
+        // A syslog daemon that restarted drops our association: reconnect once.
+        if socket.as_ref().is_none_or(|s| s.send(line.as_bytes()).is_err()) {
+            *socket = connect();
+            if let Some(s) = socket.as_ref() {
+                let _ = s.send(line.as_bytes());
+            }
+        }
+        if self.to_stderr {
+            let _ = writeln!(std::io::stderr(), "{IDENT}: {message}");
+        }
     }
 
     fn flush(&self) {}
 }
 
-static LOGGER: Syslog = Syslog;
-
 /// Routes `log` to syslog; `debug` also copies every message to stderr and logs requests.
 pub fn init(debug: bool) {
-    sys::openlog(c"likwid-accessD", debug);
-    if log::set_logger(&LOGGER).is_ok() {
-        log::set_max_level(if debug {
-            log::LevelFilter::Debug
-        } else {
-            log::LevelFilter::Info
-        });
+    let logger = Box::new(Syslog { socket: Mutex::new(connect()), to_stderr: debug });
+    if log::set_boxed_logger(logger).is_ok() {
+        log::set_max_level(if debug { log::LevelFilter::Debug } else { log::LevelFilter::Info });
     }
 }

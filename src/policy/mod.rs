@@ -37,9 +37,7 @@ impl fmt::Display for ParseError {
 }
 
 fn parse_hex(word: &str) -> Option<u64> {
-    let digits = word
-        .strip_prefix("0x")
-        .or_else(|| word.strip_prefix("0X"))?;
+    let digits = word.strip_prefix("0x").or_else(|| word.strip_prefix("0X"))?;
     if digits.is_empty() || digits.len() > 16 {
         return None;
     }
@@ -63,32 +61,20 @@ pub fn parse(text: &str) -> Result<Vec<Rule>, ParseError> {
         let err = |message: String| ParseError { line, message };
         let words: Vec<&str> = content.split_whitespace().collect();
         let [addr, mask] = words[..] else {
-            return Err(err(format!(
-                "expected `0xADDR[-0xLAST] 0xWRITEMASK`, got `{content}`"
-            )));
+            return Err(err(format!("expected `0xADDR[-0xLAST] 0xWRITEMASK`, got `{content}`")));
         };
         let (first, last) = match addr.split_once('-') {
             Some((a, b)) => (parse_address(a), parse_address(b)),
             None => (parse_address(addr), parse_address(addr)),
         };
         let (Some(first), Some(last)) = (first, last) else {
-            return Err(err(format!(
-                "`{addr}` is not a 32-bit hex address or range"
-            )));
+            return Err(err(format!("`{addr}` is not a 32-bit hex address or range")));
         };
         if last < first {
             return Err(err(format!("range `{addr}` ends before it starts")));
         }
-        let write_mask =
-            parse_hex(mask).ok_or_else(|| err(format!("`{mask}` is not a 64-bit hex mask")))?;
-        rules.push((
-            line,
-            Rule {
-                first,
-                last,
-                write_mask,
-            },
-        ));
+        let write_mask = parse_hex(mask).ok_or_else(|| err(format!("`{mask}` is not a 64-bit hex mask")))?;
+        rules.push((line, Rule { first, last, write_mask }));
     }
     rules.sort_by_key(|(_, r)| r.first);
     for pair in rules.windows(2) {
@@ -96,10 +82,7 @@ pub fn parse(text: &str) -> Result<Vec<Rule>, ParseError> {
         if b.first <= a.last {
             return Err(ParseError {
                 line,
-                message: format!(
-                    "{:#x}-{:#x} overlaps {:#x}-{:#x}",
-                    b.first, b.last, a.first, a.last
-                ),
+                message: format!("{:#x}-{:#x} overlaps {:#x}-{:#x}", b.first, b.last, a.first, a.last),
             });
         }
     }
@@ -121,34 +104,34 @@ pub struct Policy {
     pub source: String,
     rules: Vec<Rule>,
     ceiling: Vec<Rule>,
+    /// The site's switch for shared nodes: every write denied.
+    read_only: bool,
 }
 
 impl Policy {
     pub fn new(source: impl Into<String>, table: &str) -> Result<Policy, ParseError> {
         let ceiling = parse(CEILING_TABLE).expect("built-in ceiling table parses");
-        Ok(Policy {
-            source: source.into(),
-            rules: parse(table)?,
-            ceiling,
-        })
+        Ok(Policy { source: source.into(), rules: parse(table)?, ceiling, read_only: false })
     }
 
     /// The built-in policy for a CPU model.
     pub fn builtin(model: &CpuModel) -> Policy {
-        Policy::new(
-            format!("built-in table {} ({})", model.name, model.description),
-            model.table,
-        )
-        .expect("built-in tables parse")
+        Policy::new(format!("built-in table {} ({})", model.name, model.description), model.table)
+            .expect("built-in tables parse")
     }
 
     pub fn may_read(&self, reg: u32) -> bool {
         find(&self.rules, reg).is_some()
     }
 
+    /// The same policy with every write denied.
+    pub fn read_only(self) -> Policy {
+        Policy { source: format!("{}, read-only", self.source), read_only: true, ..self }
+    }
+
     /// How a write to `reg` is decided.
     pub fn write_rule(&self, reg: u32) -> WriteRule {
-        let Some(rule) = find(&self.rules, reg) else {
+        let Some(rule) = find(&self.rules, reg).filter(|_| !self.read_only) else {
             return WriteRule::Denied;
         };
         let cap = find(&self.ceiling, reg).map_or(u64::MAX, |r| r.write_mask);

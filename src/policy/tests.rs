@@ -2,21 +2,12 @@ use super::*;
 
 #[test]
 fn parses_single_registers_ranges_and_comments() {
-    let rules =
-        parse("# header\n\n0x10 0x0 # TSC\n0xC0010200-0xC001020B 0xFFFFFFFFFFFFFFFF\n").unwrap();
+    let rules = parse("# header\n\n0x10 0x0 # TSC\n0xC0010200-0xC001020B 0xFFFFFFFFFFFFFFFF\n").unwrap();
     assert_eq!(
         rules,
         vec![
-            Rule {
-                first: 0x10,
-                last: 0x10,
-                write_mask: 0
-            },
-            Rule {
-                first: 0xC001_0200,
-                last: 0xC001_020B,
-                write_mask: u64::MAX
-            },
+            Rule { first: 0x10, last: 0x10, write_mask: 0 },
+            Rule { first: 0xC001_0200, last: 0xC001_020B, write_mask: u64::MAX },
         ]
     );
 }
@@ -57,31 +48,21 @@ fn unlisted_registers_are_denied_for_read_and_write() {
 #[test]
 fn ceiling_caps_any_table() {
     // A table that tries to make SYSCFG, EFER and HWCR fully writable.
-    let p = Policy::new("hostile", "0xC0000080 0xFFFFFFFFFFFFFFFF\n0xC0010010 0xFFFFFFFFFFFFFFFF\n0xC0010015 0xFFFFFFFFFFFFFFFF\n").unwrap();
+    let p = Policy::new(
+        "hostile",
+        "0xC0000080 0xFFFFFFFFFFFFFFFF\n0xC0010010 0xFFFFFFFFFFFFFFFF\n0xC0010015 0xFFFFFFFFFFFFFFFF\n",
+    )
+    .unwrap();
     assert_eq!(p.write_mask(0xC000_0080), None, "EFER");
-    assert_eq!(
-        p.write_rule(0xC000_0080),
-        WriteRule::Denied,
-        "never writable, not even unchanged"
-    );
+    assert_eq!(p.write_rule(0xC000_0080), WriteRule::Denied, "never writable, not even unchanged");
     assert_eq!(p.write_mask(0xC001_0010), None, "SYSCFG");
-    assert_eq!(
-        p.write_mask(0xC001_0015),
-        Some(1 << 30),
-        "HWCR only IRPerfEn"
-    );
+    assert_eq!(p.write_mask(0xC001_0015), Some(1 << 30), "HWCR only IRPerfEn");
 }
 
 #[test]
 fn masked_write_keeps_protected_bits() {
-    assert_eq!(
-        apply_mask(0x0123_4567_89AB_CDEF, u64::MAX, 1 << 30),
-        0x0123_4567_C9AB_CDEF
-    );
-    assert_eq!(
-        apply_mask(0xFFFF_FFFF_FFFF_FFFF, 0, 0xF),
-        0xFFFF_FFFF_FFFF_FFF0
-    );
+    assert_eq!(apply_mask(0x0123_4567_89AB_CDEF, u64::MAX, 1 << 30), 0x0123_4567_C9AB_CDEF);
+    assert_eq!(apply_mask(0xFFFF_FFFF_FFFF_FFFF, 0, 0xF), 0xFFFF_FFFF_FFFF_FFF0);
     assert_eq!(apply_mask(5, 9, u64::MAX), 9);
 }
 
@@ -97,12 +78,7 @@ fn every_builtin_table_parses_and_respects_the_ceiling() {
                 assert!(p.may_read(reg), "{} {reg:#x}", model.name);
                 if let Some(cap) = find(&ceiling, reg) {
                     let mask = p.write_mask(reg).unwrap_or(0);
-                    assert_eq!(
-                        mask & !cap.write_mask,
-                        0,
-                        "{} {reg:#x} exceeds its ceiling",
-                        model.name
-                    );
+                    assert_eq!(mask & !cap.write_mask, 0, "{} {reg:#x} exceeds its ceiling", model.name);
                 }
             }
         }
@@ -116,12 +92,7 @@ fn never_writable_registers_are_refused_on_every_builtin_table() {
         let p = Policy::builtin(model);
         for rule in ceiling.iter().filter(|r| r.write_mask == 0) {
             for reg in [rule.first, rule.last] {
-                assert_eq!(
-                    p.write_rule(reg),
-                    WriteRule::Denied,
-                    "{}: {reg:#x} writable",
-                    model.name
-                );
+                assert_eq!(p.write_rule(reg), WriteRule::Denied, "{}: {reg:#x} writable", model.name);
             }
         }
     }

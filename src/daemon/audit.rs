@@ -1,0 +1,92 @@
+//! The audit trail of refused requests, rate-limited so a flood of denials costs the log a
+//! bounded number of records and never slows serving.
+
+use super::serve::Peer;
+use crate::error::AccessError;
+use crate::wire::{Record, TYPE_WRITE};
+use std::time::Instant;
+
+/// Records allowed in a burst, and refilled per second after it.
+const BURST: f64 = 20.0;
+const PER_SECOND: f64 = 5.0;
+
+pub struct Audit {
+    peer: Peer,
+    tokens: f64,
+    last: Instant,
+    suppressed: u64,
+}
+
+impl Audit {
+    pub fn new(peer: Peer) -> Audit {
+        Audit { peer, tokens: BURST, last: Instant::now(), suppressed: 0 }
+    }
+
+    fn admit(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * PER_SECOND).min(BURST);
+        self.last = now;
+        if self.tokens < 1.0 {
+            self.suppressed += 1;
+            return false;
+        }
+        self.tokens -= 1.0;
+        if self.suppressed > 0 {
+            log::warn!(
+                "rate limit: {} audit records suppressed for uid={} pid={}",
+                self.suppressed,
+                self.peer.uid,
+                self.peer.pid
+            );
+            self.suppressed = 0;
+        }
+        true
+    }
+
+    /// Logs a refused or failed request with who asked and what for.
+    pub fn refused(&mut self, req: &Record, err: &AccessError) {
+        if !self.admit() {
+            return;
+        }
+        let op = if req.kind == TYPE_WRITE { "write" } else { "read" };
+        let Peer { uid, pid } = self.peer;
+        let (cpu, device, reg) = (req.cpu, req.device, req.reg);
+        match err {
+            AccessError::Denied { .. } => {
+                log::warn!("denied {op}: uid={uid} pid={pid} cpu={cpu} device={device} reg={reg:#x}")
+            }
+            AccessError::NoDevice => {
+                log::warn!("no such cpu or device in {op}: uid={uid} pid={pid} cpu={cpu} device={device} reg={reg:#x}")
+            }
+            AccessError::UnknownRequest => log::warn!("unknown request type {} from uid={uid} pid={pid}", req.kind),
+            AccessError::Locked => log::info!("refused {op} while locked: uid={uid} pid={pid} cpu={cpu}"),
+            other => log::error!("{op} failed: uid={uid} pid={pid} cpu={cpu} device={device} reg={reg:#x}: {other}"),
+        }
+    }
+
+    /// Logs the end of a session, which is never rate-limited.
+    pub fn summary(&mut self) {
+        if self.suppressed > 0 {
+            log::warn!(
+                "rate limit: {} audit records suppressed for uid={} pid={}",
+                self.suppressed,
+                self.peer.uid,
+                self.peer.pid
+            );
+            self.suppressed = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_is_cut_to_the_burst() {
+        let mut audit = Audit::new(Peer { uid: 1, pid: 2 });
+        let admitted = (0..10_000).filter(|_| audit.admit()).count();
+        assert!(admitted <= BURST as usize + 1, "{admitted} records admitted");
+        assert!(audit.suppressed > 9_000);
+    }
+}
