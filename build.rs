@@ -7,7 +7,7 @@ fn main() {
     // Where `make install` puts the daemon; the library launches it from there unless
     // LIKWID_ACCESSD overrides it (outside secure-exec only).
     println!("cargo:rerun-if-env-changed=LIKWID_ACCESS_DAEMON_PATH");
-    let daemon = std::env::var("LIKWID_ACCESS_DAEMON_PATH")
-        .unwrap_or_else(|_| "/usr/local/sbin/likwid-accessD".to_string());
+    let daemon =
+        std::env::var("LIKWID_ACCESS_DAEMON_PATH").unwrap_or_else(|_| "/usr/local/sbin/likwid-accessD".to_string());
     println!("cargo:rustc-env=LIKWID_ACCESS_DAEMON_PATH={daemon}");
 }

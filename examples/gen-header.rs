@@ -2,8 +2,7 @@
 fn main() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let header = likwid_access_header::generate(root);
-    std::fs::write(root.join("include/likwid_access.h"), header)
-        .expect("write include/likwid_access.h");
+    std::fs::write(root.join("include/likwid_access.h"), header).expect("write include/likwid_access.h");
 }
 
 #[path = "../tests/support/header.rs"]

@@ -75,11 +75,7 @@ impl fmt::Display for AccessError {
             AccessError::Locked => write!(f, "access locked by the lock file's owner"),
             AccessError::OpenFailed => write!(f, "device file could not be opened"),
             AccessError::ReadWrite(e) => {
-                write!(
-                    f,
-                    "register access failed: {}",
-                    std::io::Error::from_raw_os_error(*e)
-                )
+                write!(f, "register access failed: {}", std::io::Error::from_raw_os_error(*e))
             }
             AccessError::UnknownRequest => write!(f, "unknown request type"),
             AccessError::Channel(why) => write!(f, "daemon connection lost: {why}"),
@@ -97,10 +93,7 @@ pub struct StartError {
 
 impl StartError {
     pub fn new(errno: i32, message: impl Into<String>) -> StartError {
-        StartError {
-            errno,
-            message: message.into(),
-        }
+        StartError { errno, message: message.into() }
     }
 }
 
@@ -129,19 +122,13 @@ mod tests {
             let e = AccessError::from_wire_code(code, 0x10, false).unwrap();
             assert_eq!(e.errno(), errno, "code {code}");
         }
-        assert_eq!(
-            AccessError::from_wire_code(wire::ERR_NOERROR, 0, false),
-            None
-        );
+        assert_eq!(AccessError::from_wire_code(wire::ERR_NOERROR, 0, false), None);
     }
 
     #[test]
     fn every_error_survives_the_wire() {
         let all = [
-            AccessError::Denied {
-                reg: 7,
-                write: true,
-            },
+            AccessError::Denied { reg: 7, write: true },
             AccessError::NoDevice,
             AccessError::Locked,
             AccessError::OpenFailed,

@@ -27,11 +27,7 @@ pub struct LockWatch {
 
 impl LockWatch {
     pub fn new(path: PathBuf, real_uid: u32) -> LockWatch {
-        LockWatch {
-            path,
-            real_uid,
-            checked: None,
-        }
+        LockWatch { path, real_uid, checked: None }
     }
 
     pub fn path(&self) -> &std::path::Path {
@@ -65,10 +61,7 @@ mod tests {
         assert!(!is_locked(&path, uid));
         std::fs::write(&path, b"").unwrap();
         assert!(!is_locked(&path, uid), "owned by us");
-        assert!(
-            is_locked(&path, uid.wrapping_add(1)),
-            "owned by someone else"
-        );
+        assert!(is_locked(&path, uid.wrapping_add(1)), "owned by someone else");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

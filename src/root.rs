@@ -25,10 +25,7 @@ impl Root {
     pub fn from_env(secure_exec: bool) -> Root {
         match std::env::var_os(ROOT_ENV) {
             Some(dir) if secure_exec => {
-                log::warn!(
-                    "ignoring {ROOT_ENV}={} under secure-exec",
-                    Path::new(&dir).display()
-                );
+                log::warn!("ignoring {ROOT_ENV}={} under secure-exec", Path::new(&dir).display());
                 Root::system()
             }
             Some(dir) if !dir.is_empty() => Root::new(dir),

@@ -40,11 +40,7 @@ pub fn create(dir: &Path, model: &CpuModel, cpus: &[u32]) -> io::Result<()> {
     for &cpu in cpus {
         let path = root.msr(cpu);
         std::fs::create_dir_all(path.parent().unwrap())?;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)?;
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
         file.set_len(REGISTER_STORE_LEN)?;
     }
     Ok(())
@@ -74,10 +70,7 @@ mod tests {
         engine.write(2, 0, 0xC001_0201, 0xABCD).unwrap();
         assert_eq!(engine.read(2, 0, 0xC001_0201).unwrap(), 0xABCD);
         assert_eq!(engine.read(0, 0, 0xC001_0201).unwrap(), 0);
-        assert_eq!(
-            engine.read(1, 0, 0xC001_0201),
-            Err(crate::error::AccessError::NoDevice)
-        );
+        assert_eq!(engine.read(1, 0, 0xC001_0201), Err(crate::error::AccessError::NoDevice));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

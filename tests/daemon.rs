@@ -29,8 +29,7 @@ fn spawn(root: &Path) -> (UnixStream, Child) {
         .stdin(Stdio::from(OwnedFd::from(theirs)))
         .spawn()
         .unwrap();
-    ours.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
+    ours.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
     (ours, child)
 }
 
@@ -45,8 +44,7 @@ fn greeting(s: &mut UnixStream) -> (Record, Vec<u8>) {
 }
 
 fn ask(s: &mut UnixStream, kind: i32, cpu: u32, device: i32, reg: u32, data: u64) -> Record {
-    s.write_all(&Record::request(kind, cpu, device, reg, data).encode())
-        .unwrap();
+    s.write_all(&Record::request(kind, cpu, device, reg, data).encode()).unwrap();
     let mut b = [0u8; RECORD_LEN];
     s.read_exact(&mut b).unwrap();
     Record::decode(&b)
@@ -76,24 +74,12 @@ fn greeting_lists_non_consecutive_cpus_and_hostile_records_get_errors() {
     ];
     for (kind, cpu, device, reg, want) in cases {
         let r = ask(&mut s, kind, cpu, device, reg, 0);
-        assert_eq!(
-            r.errorcode, want,
-            "type {kind} cpu {cpu:#x} device {device} reg {reg:#x}"
-        );
-        assert_eq!(
-            (r.cpu, r.reg, r.kind),
-            (cpu, reg, kind),
-            "reply echoes the request"
-        );
+        assert_eq!(r.errorcode, want, "type {kind} cpu {cpu:#x} device {device} reg {reg:#x}");
+        assert_eq!((r.cpu, r.reg, r.kind), (cpu, reg, kind), "reply echoes the request");
     }
     let r = ask(&mut s, wire::TYPE_READ, 9, 0, CTR0, 0);
-    assert_eq!(
-        (r.errorcode, r.data),
-        (wire::ERR_NOERROR, 0xFFFF_0000_1234),
-        "still serving"
-    );
-    s.write_all(&Record::request(wire::TYPE_EXIT, 0, 0, 0, 0).encode())
-        .unwrap();
+    assert_eq!((r.errorcode, r.data), (wire::ERR_NOERROR, 0xFFFF_0000_1234), "still serving");
+    s.write_all(&Record::request(wire::TYPE_EXIT, 0, 0, 0, 0).encode()).unwrap();
     assert!(child.wait().unwrap().success());
     std::fs::remove_dir_all(&root).unwrap();
 }
@@ -102,19 +88,12 @@ fn greeting_lists_non_consecutive_cpus_and_hostile_records_get_errors() {
 fn daemon_that_cannot_serve_says_why_in_its_greeting() {
     let root = machine("unsupported", "zen4", &[0]);
     let info = std::fs::read_to_string(root.join("proc/cpuinfo")).unwrap();
-    std::fs::write(
-        root.join("proc/cpuinfo"),
-        info.replace("cpu family\t: 25", "cpu family\t: 16"),
-    )
-    .unwrap();
+    std::fs::write(root.join("proc/cpuinfo"), info.replace("cpu family\t: 25", "cpu family\t: 16")).unwrap();
     let (mut s, mut child) = spawn(&root);
     let (hello, payload) = greeting(&mut s);
     let text = String::from_utf8(payload).unwrap();
     assert_eq!(hello.errorcode, libc::ENOTSUP, "{text}");
-    assert!(
-        text.contains("unsupported CPU") && text.contains("family 0x10"),
-        "{text}"
-    );
+    assert!(text.contains("unsupported CPU") && text.contains("family 0x10"), "{text}");
     assert!(!child.wait().unwrap().success());
     std::fs::remove_dir_all(&root).unwrap();
 }
@@ -125,11 +104,7 @@ fn client_vanishing_mid_session_ends_the_daemon() {
     let (mut s, mut child) = spawn(&root);
     greeting(&mut s);
     let r = ask(&mut s, wire::TYPE_WRITE, 1, 0, 0x1A4, 0xFF);
-    assert_eq!(
-        r.errorcode,
-        wire::ERR_NOERROR,
-        "prefetcher control is writable on SKX"
-    );
+    assert_eq!(r.errorcode, wire::ERR_NOERROR, "prefetcher control is writable on SKX");
     drop(s);
     assert!(child.wait().unwrap().success(), "EOF is a normal end");
     std::fs::remove_dir_all(&root).unwrap();
@@ -137,11 +112,7 @@ fn client_vanishing_mid_session_ends_the_daemon() {
 
 #[test]
 fn unknown_arguments_are_refused() {
-    let out = Command::new(DAEMON)
-        .arg("--root=/tmp")
-        .env_clear()
-        .output()
-        .unwrap();
+    let out = Command::new(DAEMON).arg("--root=/tmp").env_clear().output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown argument `--root=/tmp`"));
 }

@@ -46,23 +46,13 @@ fn describe(e: &io::Error) -> String {
 
 impl Connection {
     /// Takes a freshly spawned daemon and reads its greeting: the CPU list, or why it cannot serve.
-    pub fn establish(
-        stream: UnixStream,
-        mut child: Child,
-    ) -> Result<(Connection, Vec<u32>), StartError> {
+    pub fn establish(stream: UnixStream, mut child: Child) -> Result<(Connection, Vec<u32>), StartError> {
         let greeting = read_greeting(&stream);
         match greeting {
             Ok(cpus) => {
                 let _ = stream.set_read_timeout(Some(REPLY_TIMEOUT));
                 let _ = stream.set_write_timeout(Some(REPLY_TIMEOUT));
-                Ok((
-                    Connection {
-                        stream,
-                        child,
-                        broken: None,
-                    },
-                    cpus,
-                ))
+                Ok((Connection { stream, child, broken: None }, cpus))
             }
             Err(e) => {
                 drop(stream);
@@ -87,9 +77,7 @@ impl Connection {
             Ok(Record::decode(&buf))
         });
         match result {
-            Ok(reply) if reply.cpu == req.cpu && reply.reg == req.reg && reply.kind == req.kind => {
-                Ok(reply)
-            }
+            Ok(reply) if reply.cpu == req.cpu && reply.reg == req.reg && reply.kind == req.kind => Ok(reply),
             Ok(_) => Err(self.fail("reply does not match the request".into())),
             Err(e) => Err(self.fail(describe(&e))),
         }
@@ -97,10 +85,7 @@ impl Connection {
 
     fn fail(&mut self, why: String) -> AccessError {
         let why = match self.child.try_wait() {
-            Ok(Some(status)) => format!(
-                "likwid-accessD (pid {}) exited ({status}): {why}",
-                self.child.id()
-            ),
+            Ok(Some(status)) => format!("likwid-accessD (pid {}) exited ({status}): {why}", self.child.id()),
             _ => format!("likwid-accessD (pid {}): {why}", self.child.id()),
         };
         eprintln!("likwid-access: {why}");
@@ -147,37 +132,21 @@ pub fn reap(child: &mut Child) {
 }
 
 fn read_greeting(stream: &UnixStream) -> Result<Vec<u32>, StartError> {
-    let fail =
-        |why: String| StartError::new(libc::EPROTO, format!("likwid-accessD did not start: {why}"));
-    stream
-        .set_read_timeout(Some(GREETING_TIMEOUT))
-        .map_err(|e| fail(e.to_string()))?;
+    let fail = |why: String| StartError::new(libc::EPROTO, format!("likwid-accessD did not start: {why}"));
+    stream.set_read_timeout(Some(GREETING_TIMEOUT)).map_err(|e| fail(e.to_string()))?;
     let mut buf = [0u8; RECORD_LEN];
-    (&*stream)
-        .read_exact(&mut buf)
-        .map_err(|e| fail(describe(&e)))?;
+    (&*stream).read_exact(&mut buf).map_err(|e| fail(describe(&e)))?;
     let hello = Record::decode(&buf);
     if hello.kind != wire::TYPE_HELLO || hello.reg != wire::PROTOCOL_VERSION {
-        return Err(fail(format!(
-            "unexpected greeting (type {:#x}, version {})",
-            hello.kind, hello.reg
-        )));
+        return Err(fail(format!("unexpected greeting (type {:#x}, version {})", hello.kind, hello.reg)));
     }
     if hello.cpu > wire::MAX_GREETING_PAYLOAD {
-        return Err(fail(format!(
-            "greeting payload of {} bytes is too large",
-            hello.cpu
-        )));
+        return Err(fail(format!("greeting payload of {} bytes is too large", hello.cpu)));
     }
     let mut payload = vec![0u8; hello.cpu as usize];
-    (&*stream)
-        .read_exact(&mut payload)
-        .map_err(|e| fail(describe(&e)))?;
+    (&*stream).read_exact(&mut payload).map_err(|e| fail(describe(&e)))?;
     if hello.errorcode != 0 {
-        return Err(StartError::new(
-            hello.errorcode,
-            String::from_utf8_lossy(&payload).into_owned(),
-        ));
+        return Err(StartError::new(hello.errorcode, String::from_utf8_lossy(&payload).into_owned()));
     }
     wire::decode_cpu_list(&payload).ok_or_else(|| fail("malformed CPU list".into()))
 }

@@ -28,27 +28,14 @@ pub fn launch(secure_exec: bool) -> Result<(Connection, Vec<u32>), StartError> {
     // Checked up front: some spawn paths (posix_spawn under valgrind) report a missing
     // program only as exit status 127, which would read as a broken daemon.
     if let Err(e) = nix::unistd::access(&path, nix::unistd::AccessFlags::X_OK) {
-        let hint = if e == nix::Error::ENOENT {
-            format!(" (run `make install`, or set {DAEMON_ENV})")
-        } else {
-            String::new()
-        };
-        return Err(StartError::new(
-            e as i32,
-            format!("cannot start {}: {}{hint}", path.display(), e.desc()),
-        ));
+        let hint =
+            if e == nix::Error::ENOENT { format!(" (run `make install`, or set {DAEMON_ENV})") } else { String::new() };
+        return Err(StartError::new(e as i32, format!("cannot start {}: {}{hint}", path.display(), e.desc())));
     }
-    let (ours, theirs) = UnixStream::pair().map_err(|e| {
-        StartError::new(
-            e.raw_os_error().unwrap_or(libc::EIO),
-            format!("socketpair: {e}"),
-        )
-    })?;
+    let (ours, theirs) = UnixStream::pair()
+        .map_err(|e| StartError::new(e.raw_os_error().unwrap_or(libc::EIO), format!("socketpair: {e}")))?;
     let mut cmd = Command::new(&path);
-    cmd.arg(CHANNEL_ARG)
-        .env_clear()
-        .stdin(Stdio::from(OwnedFd::from(theirs)))
-        .stdout(Stdio::null());
+    cmd.arg(CHANNEL_ARG).env_clear().stdin(Stdio::from(OwnedFd::from(theirs))).stdout(Stdio::null());
     if !secure_exec {
         for var in [ROOT_ENV, DEBUG_ENV] {
             if let Some(v) = std::env::var_os(var) {
@@ -57,10 +44,7 @@ pub fn launch(secure_exec: bool) -> Result<(Connection, Vec<u32>), StartError> {
         }
     }
     let child = cmd.spawn().map_err(|e| {
-        StartError::new(
-            e.raw_os_error().unwrap_or(libc::EIO),
-            format!("cannot start {}: {e}", path.display()),
-        )
+        StartError::new(e.raw_os_error().unwrap_or(libc::EIO), format!("cannot start {}: {e}", path.display()))
     })?;
     // The child holds its end now; the parent's copy went with `cmd`.
     drop(cmd);

@@ -105,8 +105,7 @@ impl State {
                 (Backend::Daemon(conn), cpus)
             }
             Mode::Direct => {
-                let engine = Engine::open(&Root::from_env(secure), nix::unistd::getuid().as_raw())
-                    .map_err(report)?;
+                let engine = Engine::open(&Root::from_env(secure), nix::unistd::getuid().as_raw()).map_err(report)?;
                 let cpus = engine.cpus();
                 (Backend::Direct(engine), cpus)
             }
@@ -119,13 +118,11 @@ impl State {
 
     fn cpu_slot(&self, cpu: u32) -> Result<(), ClientError> {
         if !self.added.contains(&cpu) {
-            return Err(
-                if self.backend.is_some() && self.cpus.binary_search(&cpu).is_err() {
-                    ClientError::OutOfRange
-                } else {
-                    ClientError::NotAdded
-                },
-            );
+            return Err(if self.backend.is_some() && self.cpus.binary_search(&cpu).is_err() {
+                ClientError::OutOfRange
+            } else {
+                ClientError::NotAdded
+            });
         }
         Ok(())
     }
@@ -137,12 +134,8 @@ impl State {
         self.cpu_slot(cpu)?;
         self.start()?;
         match self.backend.as_mut().expect("started") {
-            Backend::Direct(engine) => engine
-                .execute(cpu, device, reg, op)
-                .map_err(ClientError::Access),
-            Backend::Daemon(conn) => {
-                daemon_access(conn, cpu, device, reg, op).map_err(ClientError::Access)
-            }
+            Backend::Direct(engine) => engine.execute(cpu, device, reg, op).map_err(ClientError::Access),
+            Backend::Daemon(conn) => daemon_access(conn, cpu, device, reg, op).map_err(ClientError::Access),
         }
     }
 }
@@ -184,9 +177,7 @@ thread_local! {
 }
 
 fn lock_state() -> MutexGuard<'static, State> {
-    STATE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    STATE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 // fork() with another thread mid-request would copy a locked mutex into the child; holding

@@ -22,11 +22,7 @@ pub struct MsrFile {
 impl MsrFile {
     pub fn open(path: &Path) -> io::Result<MsrFile> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
-        let stride = if file.metadata()?.file_type().is_char_device() {
-            1
-        } else {
-            8
-        };
+        let stride = if file.metadata()?.file_type().is_char_device() { 1 } else { 8 };
         Ok(MsrFile { file, stride })
     }
 
@@ -62,10 +58,7 @@ impl RegisterDevice for MsrFile {
 fn no_msr_driver(dir: &Path) -> StartError {
     StartError::new(
         libc::ENXIO,
-        format!(
-            "no MSR device files in {}: load the msr kernel module (modprobe msr)",
-            dir.display()
-        ),
+        format!("no MSR device files in {}: load the msr kernel module (modprobe msr)", dir.display()),
     )
 }
 
@@ -143,11 +136,7 @@ mod tests {
         File::create(&path).unwrap();
         let msr = MsrFile::open(&path).unwrap();
         assert!(msr.is_register_store());
-        assert_eq!(
-            msr.read(0xC001_0200).unwrap(),
-            0,
-            "unwritten register reads 0"
-        );
+        assert_eq!(msr.read(0xC001_0200).unwrap(), 0, "unwritten register reads 0");
         msr.write(0xC001_0200, 0x1111_2222_3333_4444).unwrap();
         msr.write(0xC001_0201, 0x5555_6666_7777_8888).unwrap();
         assert_eq!(msr.read(0xC001_0200).unwrap(), 0x1111_2222_3333_4444);
