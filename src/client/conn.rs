@@ -1,6 +1,7 @@
 //! One connection to a daemon we launched: request/reply with bounded waits and no SIGPIPE.
 
 use crate::error::{AccessError, StartError};
+use super::handshake::{handshake, Flavor};
 use crate::wire::{self, Record, RECORD_LEN};
 use nix::sys::socket::{send, MsgFlags};
 use std::io::{self, Read};
@@ -12,14 +13,13 @@ use std::time::{Duration, Instant};
 /// Longest wait for one reply. A register access takes microseconds; a daemon that is
 /// stopped or stuck must not hang the application.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest wait for the daemon's greeting after spawn.
-pub const GREETING_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long finalize waits for the daemon to exit before it kills it.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
 
 pub struct Connection {
     stream: UnixStream,
     child: Child,
+    flavor: Flavor,
     /// Set once the channel failed: later calls fail fast with the same reason.
     broken: Option<String>,
 }
@@ -36,7 +36,7 @@ fn send_all(stream: &UnixStream, mut buf: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-fn describe(e: &io::Error) -> String {
+pub(super) fn describe(e: &io::Error) -> String {
     match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "no reply within the timeout".into(),
         io::ErrorKind::UnexpectedEof => "the daemon closed the connection".into(),
@@ -45,21 +45,25 @@ fn describe(e: &io::Error) -> String {
 }
 
 impl Connection {
-    /// Takes a freshly spawned daemon and reads its greeting: the CPU list, or why it cannot serve.
-    pub fn establish(stream: UnixStream, mut child: Child) -> Result<(Connection, Vec<u32>), StartError> {
-        let greeting = read_greeting(&stream);
-        match greeting {
-            Ok(cpus) => {
+    /// Takes a freshly spawned daemon through the start-up handshake: its CPU list, or why
+    /// it cannot serve (the daemon is reaped then).
+    pub fn establish(ours: UnixStream, mut child: Child, secure: bool) -> Result<(Connection, Vec<u32>), StartError> {
+        match handshake(ours, &mut child, secure) {
+            Ok((stream, cpus, flavor)) => {
                 let _ = stream.set_read_timeout(Some(REPLY_TIMEOUT));
                 let _ = stream.set_write_timeout(Some(REPLY_TIMEOUT));
-                Ok((Connection { stream, child, broken: None }, cpus))
+                Ok((Connection { stream, child, flavor, broken: None }, cpus))
             }
             Err(e) => {
-                drop(stream);
                 reap(&mut child);
                 Err(e)
             }
         }
+    }
+
+    /// Which daemon serves this connection.
+    pub fn flavor(&self) -> Flavor {
+        self.flavor
     }
 
     pub fn pid(&self) -> u32 {
@@ -113,6 +117,13 @@ impl Connection {
     }
 }
 
+/// The channel's descriptor: LIKWID 3's socket_fd names a session by it.
+impl AsRawFd for Connection {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.stream.as_raw_fd()
+    }
+}
+
 /// Waits for the daemon to exit, killing it after a grace period; never blocks for long.
 pub fn reap(child: &mut Child) {
     let deadline = Instant::now() + EXIT_GRACE;
@@ -129,24 +140,4 @@ pub fn reap(child: &mut Child) {
             Ok(None) => std::thread::sleep(Duration::from_millis(1)),
         }
     }
-}
-
-fn read_greeting(stream: &UnixStream) -> Result<Vec<u32>, StartError> {
-    let fail = |why: String| StartError::new(libc::EPROTO, format!("likwid-accessD did not start: {why}"));
-    stream.set_read_timeout(Some(GREETING_TIMEOUT)).map_err(|e| fail(e.to_string()))?;
-    let mut buf = [0u8; RECORD_LEN];
-    (&*stream).read_exact(&mut buf).map_err(|e| fail(describe(&e)))?;
-    let hello = Record::decode(&buf);
-    if hello.kind != wire::TYPE_HELLO || hello.reg != wire::PROTOCOL_VERSION {
-        return Err(fail(format!("unexpected greeting (type {:#x}, version {})", hello.kind, hello.reg)));
-    }
-    if hello.cpu > wire::MAX_GREETING_PAYLOAD {
-        return Err(fail(format!("greeting payload of {} bytes is too large", hello.cpu)));
-    }
-    let mut payload = vec![0u8; hello.cpu as usize];
-    (&*stream).read_exact(&mut payload).map_err(|e| fail(describe(&e)))?;
-    if hello.errorcode != 0 {
-        return Err(StartError::new(hello.errorcode, String::from_utf8_lossy(&payload).into_owned()));
-    }
-    wire::decode_cpu_list(&payload).ok_or_else(|| fail("malformed CPU list".into()))
 }

@@ -48,5 +48,5 @@ pub fn launch(secure_exec: bool) -> Result<(Connection, Vec<u32>), StartError> {
     })?;
     // The child holds its end now; the parent's copy went with `cmd`.
     drop(cmd);
-    Connection::establish(ours, child)
+    Connection::establish(ours, child, secure_exec)
 }

@@ -3,8 +3,11 @@
 //! One process-wide state behind one lock; fork-safe.
 
 mod conn;
+mod handshake;
 mod launch;
+pub mod sessions;
 
+pub use handshake::Flavor;
 pub use launch::{daemon_path, DAEMON_ENV, INSTALLED_DAEMON};
 
 use crate::engine::{Engine, Op};
@@ -272,6 +275,14 @@ pub fn check(device: i32, cpu: u32) -> bool {
 pub fn daemon_pid() -> Option<u32> {
     with_state(|s| match &s.backend {
         Some(Backend::Daemon(conn)) => Some(conn.pid()),
+        _ => None,
+    })
+}
+
+/// Which daemon serves this process, once one does.
+pub fn daemon_flavor() -> Option<Flavor> {
+    with_state(|s| match &s.backend {
+        Some(Backend::Daemon(conn)) => Some(conn.flavor()),
         _ => None,
     })
 }

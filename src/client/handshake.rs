@@ -1,0 +1,128 @@
+//! Start-up: which daemon did we launch? Ours greets on the socketpair at once. LIKWID's own
+//! `likwid-accessD` ignores the socketpair and binds `/tmp/likwid-<pid>` instead; then we speak
+//! plain LIKWID 5 to it, after making sure the socket really is the one our child made.
+
+use crate::device::list_cpus;
+use crate::error::StartError;
+use crate::root::Root;
+use crate::wire::{self, Record, RECORD_LEN};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{getsockopt, recv, sockopt, MsgFlags};
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+/// Longest wait for the daemon to greet or to create its socket after spawn.
+pub const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// LIKWID's client polls for the socket every 2.5 ms; so do we, for LIKWID's daemon only.
+const POLL_STEP_MS: u16 = 3;
+
+/// What kind of daemon answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// Ours, on the private socketpair: LIKWID 5 records plus our extensions.
+    Ours,
+    /// LIKWID's daemon on `/tmp/likwid-<pid>`: plain LIKWID 5 records only.
+    Likwid,
+}
+
+fn start_failed(why: String) -> StartError {
+    StartError::new(libc::EPROTO, format!("likwid-accessD did not start: {why}"))
+}
+
+/// Waits for the greeting or LIKWID's socket, whichever the child produces.
+pub fn handshake(ours: UnixStream, child: &mut Child, secure: bool) -> Result<(UnixStream, Vec<u32>, Flavor), StartError> {
+    let likwid_path = format!("/tmp/likwid-{}", child.id());
+    let deadline = Instant::now() + START_TIMEOUT;
+    // LIKWID's daemon may close the socketpair (its stdin) without a word: then only its
+    // socket file can still come.
+    let mut may_greet = true;
+    loop {
+        if may_greet {
+            let mut fds = [PollFd::new(ours.as_fd(), PollFlags::POLLIN)];
+            if poll(&mut fds, PollTimeout::from(POLL_STEP_MS)).unwrap_or(0) > 0 {
+                let mut probe = [0u8; 1];
+                match recv(ours.as_raw_fd(), &mut probe, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT) {
+                    Ok(0) => may_greet = false,
+                    Ok(_) => {
+                        let cpus = read_greeting(&ours)?;
+                        return Ok((ours, cpus, Flavor::Ours));
+                    }
+                    Err(_) => {}
+                }
+            }
+        } else {
+            std::thread::sleep(Duration::from_millis(POLL_STEP_MS.into()));
+        }
+        if Path::new(&likwid_path).exists() {
+            let stream = connect_likwid(Path::new(&likwid_path), deadline)?;
+            let cpus = list_cpus(&Root::from_env(secure))?;
+            return Ok((stream, cpus, Flavor::Likwid));
+        }
+        // LIKWID's daemon detaches: its first process exits 0 and a child binds the socket.
+        if let Ok(Some(status)) = child.try_wait() {
+            if !status.success() {
+                return Err(start_failed(format!("it exited ({status}) without a word")));
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(start_failed(format!("no greeting and no {likwid_path} within {START_TIMEOUT:?}")));
+        }
+    }
+}
+
+fn impostor(path: &Path, why: String) -> StartError {
+    StartError::new(libc::EACCES, format!("refusing {}: {why}; someone may be impersonating the daemon", path.display()))
+}
+
+/// Connects to LIKWID's socket only if it is a socket file of ours (LIKWID's daemon binds it
+/// under the caller's filesystem uid, which no other user can fake) and whoever listens on it
+/// runs as root (a setuid daemon) or as us. LIKWID's daemon detaches after spawn, so the
+/// listener's pid is not the one we started.
+fn connect_likwid(path: &Path, deadline: Instant) -> Result<UnixStream, StartError> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| impostor(path, e.to_string()))?;
+    let uid = nix::unistd::getuid().as_raw();
+    if !meta.file_type().is_socket() || meta.uid() != uid {
+        return Err(impostor(path, format!("not a socket owned by uid {uid} (owner {})", meta.uid())));
+    }
+    // The daemon binds before it listens: retry a refused connect until the deadline.
+    let stream = loop {
+        match UnixStream::connect(path) {
+            Ok(s) => break s,
+            Err(e) if Instant::now() < deadline && e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+                std::thread::sleep(Duration::from_millis(POLL_STEP_MS.into()))
+            }
+            Err(e) => return Err(start_failed(format!("cannot connect to {}: {e}", path.display()))),
+        }
+    };
+    let cred = getsockopt(&stream, sockopt::PeerCredentials).map_err(|e| impostor(path, e.to_string()))?;
+    if cred.uid() != 0 && cred.uid() != uid {
+        return Err(impostor(path, format!("it is served by uid {} (pid {})", cred.uid(), cred.pid())));
+    }
+    Ok(stream)
+}
+
+/// Our daemon's greeting: its CPU list, or the errno and one line saying why it cannot serve.
+fn read_greeting(stream: &UnixStream) -> Result<Vec<u32>, StartError> {
+    let describe = |e: std::io::Error| start_failed(super::conn::describe(&e));
+    stream.set_read_timeout(Some(START_TIMEOUT)).map_err(describe)?;
+    let mut buf = [0u8; RECORD_LEN];
+    (&*stream).read_exact(&mut buf).map_err(describe)?;
+    let hello = Record::decode(&buf);
+    if hello.kind != wire::TYPE_HELLO || hello.reg != wire::PROTOCOL_VERSION {
+        return Err(start_failed(format!("unexpected greeting (type {:#x}, version {})", hello.kind, hello.reg)));
+    }
+    if hello.cpu > wire::MAX_GREETING_PAYLOAD {
+        return Err(start_failed(format!("greeting payload of {} bytes is too large", hello.cpu)));
+    }
+    let mut payload = vec![0u8; hello.cpu as usize];
+    (&*stream).read_exact(&mut payload).map_err(describe)?;
+    if hello.errorcode != 0 {
+        return Err(StartError::new(hello.errorcode, String::from_utf8_lossy(&payload).into_owned()));
+    }
+    wire::decode_cpu_list(&payload).ok_or_else(|| start_failed("malformed CPU list".into()))
+}
