@@ -56,7 +56,7 @@ install: build
 	@echo
 	@echo "Installed. The daemon needs privileges to open /dev/cpu/*/msr; as root run ONE of:"
 	@echo "  chown root:root $(DAEMON_PATH) && chmod u+s $(DAEMON_PATH)      # setuid root"
-	@echo "  setcap cap_sys_rawio=ep $(DAEMON_PATH)                           # file capability"
+	@echo "  setcap cap_dac_override,cap_sys_rawio=ep $(DAEMON_PATH)          # file capabilities"
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/liblikwid_access.so.$(VERSION) \

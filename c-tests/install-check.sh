@@ -16,7 +16,7 @@ check '[ "$(readlink "$lib/liblikwid_access.so")" = liblikwid_access.so.0 ]'
 check '[ -f "$lib/liblikwid_access.so.0" ]'
 check 'readelf -d "$lib/liblikwid_access.so.0" | grep -q "SONAME.*liblikwid_access.so.0"'
 check 'grep -q "chmod u+s $prefix/sbin/likwid-accessD" "$dest/install.log"'
-check 'grep -q "setcap cap_sys_rawio=ep $prefix/sbin/likwid-accessD" "$dest/install.log"'
+check 'grep -q "setcap cap_dac_override,cap_sys_rawio=ep $prefix/sbin/likwid-accessD" "$dest/install.log"'
 # The library has the installed daemon path compiled in (make install rebuilt it for PREFIX).
 check 'grep -aq "$prefix/sbin/likwid-accessD" "$lib/liblikwid_access.so.0"'
 flags=$(PKG_CONFIG_PATH=$lib/pkgconfig PKG_CONFIG_SYSROOT_DIR=$dest pkg-config --cflags --libs likwid-access)
