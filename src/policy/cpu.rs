@@ -26,11 +26,7 @@ pub struct CpuIdentity {
 impl std::fmt::Display for CpuIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let vendor = self.vendor.map_or("unknown vendor", Vendor::vendor_id);
-        write!(
-            f,
-            "{vendor} family {:#x} model {:#x}",
-            self.family, self.model
-        )
+        write!(f, "{vendor} family {:#x} model {:#x}", self.family, self.model)
     }
 }
 
@@ -47,11 +43,7 @@ pub fn parse_cpuinfo(text: &str) -> Option<CpuIdentity> {
         "AuthenticAMD" => Some(Vendor::Amd),
         _ => None,
     };
-    Some(CpuIdentity {
-        vendor,
-        family: field("cpu family")?.parse().ok()?,
-        model: field("model")?.parse().ok()?,
-    })
+    Some(CpuIdentity { vendor, family: field("cpu family")?.parse().ok()?, model: field("model")?.parse().ok()? })
 }
 
 /// A CPU generation with its own built-in table. `models[0]` is what `likwid-access sim`
@@ -68,9 +60,7 @@ pub struct CpuModel {
 
 impl CpuModel {
     pub fn matches(&self, id: &CpuIdentity) -> bool {
-        id.vendor == Some(self.vendor)
-            && id.family == self.family
-            && self.models.contains(&id.model)
+        id.vendor == Some(self.vendor) && id.family == self.family && self.models.contains(&id.model)
     }
 
     pub fn by_name(name: &str) -> Option<&'static CpuModel> {
@@ -83,11 +73,7 @@ impl CpuModel {
 
     /// The identity a simulated machine of this model reports.
     pub fn identity(&self) -> CpuIdentity {
-        CpuIdentity {
-            vendor: Some(self.vendor),
-            family: self.family,
-            model: self.models[0],
-        }
+        CpuIdentity { vendor: Some(self.vendor), family: self.family, model: self.models[0] }
     }
 }
 
@@ -149,38 +135,35 @@ pub static CPU_MODELS: &[CpuModel] = &[
         models: &[0x6A, 0x6C],
         table: include_str!("tables/icx.txt"),
     },
+    CpuModel {
+        name: "skl",
+        description: "Intel Skylake/Kaby Lake/Coffee Lake/Comet Lake client, Cannon Lake",
+        vendor: Vendor::Intel,
+        family: 6,
+        models: &[0x5E, 0x4E, 0x8E, 0x9E, 0x66, 0xA5, 0xA6],
+        table: include_str!("tables/skl.txt"),
+    },
 ];
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const THIS_VM: &str = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n";
+    const THIS_VM: &str =
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n";
 
     #[test]
     fn reads_the_kernels_decimal_family_and_model() {
         let id = parse_cpuinfo(THIS_VM).unwrap();
-        assert_eq!(
-            id,
-            CpuIdentity {
-                vendor: Some(Vendor::Amd),
-                family: 0x19,
-                model: 0x11
-            }
-        );
+        assert_eq!(id, CpuIdentity { vendor: Some(Vendor::Amd), family: 0x19, model: 0x11 });
         assert_eq!(CpuModel::for_identity(&id).unwrap().name, "zen4");
     }
 
     #[test]
     fn unknown_cpus_have_no_table() {
-        let k10 = CpuIdentity {
-            vendor: Some(Vendor::Amd),
-            family: 0x10,
-            model: 2,
-        };
+        let k10 = CpuIdentity { vendor: Some(Vendor::Amd), family: 0x10, model: 2 };
         assert!(CpuModel::for_identity(&k10).is_none());
-        let other =
-            parse_cpuinfo("vendor_id : HygonGenuine\ncpu family : 24\nmodel : 1\n").unwrap();
+        let other = parse_cpuinfo("vendor_id : HygonGenuine\ncpu family : 24\nmodel : 1\n").unwrap();
         assert_eq!(other.vendor, None);
         assert!(CpuModel::for_identity(&other).is_none());
         assert_eq!(parse_cpuinfo("vendor_id : GenuineIntel\n"), None);
