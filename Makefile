@@ -44,11 +44,15 @@ demo: build
 
 install: build
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/sbin \
-	  $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	  $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	  $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 0755 $(LIB) $(DESTDIR)$(PREFIX)/lib/liblikwid_access.so.$(VERSION)
 	ln -sf liblikwid_access.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/liblikwid_access.so.$(MAJOR)
 	ln -sf liblikwid_access.so.$(MAJOR) $(DESTDIR)$(PREFIX)/lib/liblikwid_access.so
 	install -m 0644 include/likwid_access.h $(DESTDIR)$(PREFIX)/include/likwid_access.h
+	install -m 0644 include/likwid_access.f90 $(DESTDIR)$(PREFIX)/include/likwid_access.f90
+	install -m 0644 man/likwid-access.1 $(DESTDIR)$(PREFIX)/share/man/man1/likwid-access.1
+	install -m 0644 man/likwid-accessD.8 $(DESTDIR)$(PREFIX)/share/man/man8/likwid-accessD.8
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' likwid-access.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/likwid-access.pc
 	install -m 0755 $(REL)/likwid-accessD $(DESTDIR)$(DAEMON_PATH)
@@ -62,7 +66,9 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/liblikwid_access.so.$(VERSION) \
 	  $(DESTDIR)$(PREFIX)/lib/liblikwid_access.so.$(MAJOR) $(DESTDIR)$(PREFIX)/lib/liblikwid_access.so \
 	  $(DESTDIR)$(PREFIX)/include/likwid_access.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/likwid-access.pc \
-	  $(DESTDIR)$(DAEMON_PATH) $(DESTDIR)$(PREFIX)/bin/likwid-access
+	  $(DESTDIR)$(DAEMON_PATH) $(DESTDIR)$(PREFIX)/bin/likwid-access \
+	  $(DESTDIR)$(PREFIX)/include/likwid_access.f90 \
+	  $(DESTDIR)$(PREFIX)/share/man/man1/likwid-access.1 $(DESTDIR)$(PREFIX)/share/man/man8/likwid-accessD.8
 
 clean:
 	$(CARGO) clean

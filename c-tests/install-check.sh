@@ -11,7 +11,10 @@ fail=0
 check() { if ! eval "$1"; then echo "FAIL install: $1"; fail=1; fi; }
 lib=$dest$prefix/lib
 check '[ -x "$dest$prefix/sbin/likwid-accessD" ] && [ -x "$dest$prefix/bin/likwid-access" ]'
-check '[ -f "$dest$prefix/include/likwid_access.h" ]'
+check '[ -f "$dest$prefix/include/likwid_access.h" ] && [ -f "$dest$prefix/include/likwid_access.f90" ]'
+check '[ -f "$dest$prefix/share/man/man1/likwid-access.1" ] && [ -f "$dest$prefix/share/man/man8/likwid-accessD.8" ]'
+check 'man -l "$dest$prefix/share/man/man8/likwid-accessD.8" 2>/dev/null | grep -q "likwid-accessD - hardened"'
+check '"$dest$prefix/bin/likwid-access" --help | grep -q "^usage: likwid-access COMMAND"'
 check '[ "$(readlink "$lib/liblikwid_access.so")" = liblikwid_access.so.0 ]'
 check '[ -f "$lib/liblikwid_access.so.0" ]'
 check 'readelf -d "$lib/liblikwid_access.so.0" | grep -q "SONAME.*liblikwid_access.so.0"'
@@ -24,6 +27,10 @@ cc -std=c11 -Wall -Wextra -Werror -pedantic c-tests/demo.c $flags -Wl,-rpath,"$l
 check 'readelf -d "$dest/demo" | grep -q "NEEDED.*liblikwid_access.so.0"'
 "$dest$prefix/bin/likwid-access" sim "$dest/m" --cpu zen4 --cpus 2 >/dev/null
 check 'LIKWID_ACCESS_ROOT=$dest/m LIKWID_ACCESSD=$dest$prefix/sbin/likwid-accessD "$dest/demo" >"$dest/demo.log"'
+# The installed Fortran module compiles and links against the installed library.
+if command -v gfortran >/dev/null 2>&1; then
+    check '(cd "$dest" && gfortran -c "$dest$prefix/include/likwid_access.f90" && printf "program p\n use likwid_access\n if (HPMinit() /= 0) stop 1\n call HPMfinalize()\nend program p\n" >p.f90 && gfortran p.f90 likwid_access.o -L"$lib" -llikwid_access -Wl,-rpath,"$lib" -o p && ./p)'
+fi
 make -s uninstall DESTDIR="$dest" PREFIX="$prefix"
 check '[ -z "$(find "$dest$prefix" -type f -o -type l)" ]'
 # Put the default build back so later steps use the default daemon path.

@@ -12,6 +12,8 @@
 # gets `--cpu-list 0,3,7`) with LIKWID_ACCESS_ROOT=DIR and
 # LIKWID_ACCESSD=target/release/likwid-accessD, under `timeout`.
 # c-tests/header_cxx.cpp is compiled and linked as C++17 (never run).
+# Every test_*.f90 is compiled with gfortran against include/likwid_access.f90 and
+# run the same way (skipped, or failed under CI=true, when gfortran is missing).
 #
 # Environment:
 #   VALGRIND=1     run each test under valgrind (memcheck; definite leaks and
@@ -19,7 +21,7 @@
 #                  and the tests scale their own alarm() the same way.
 #   CI=true        a skipped test (exit 77) counts as a failure.
 #   TEST_TIMEOUT   seconds per test (default 120).
-#   CC, CXX        compilers (default cc, g++).
+#   CC, CXX, FC    compilers (default cc, g++, gfortran).
 #   VERBOSE=1      show every test's output, not only a failing test's.
 #
 # Exit code 0 when nothing failed.  The last line is
@@ -36,6 +38,7 @@ HEADER=$ROOT_DIR/include/likwid_access.h
 BUILD=$ROOT_DIR/target/c-tests
 CC=${CC:-cc}
 CXX=${CXX:-g++}
+FC=${FC:-gfortran}
 VALGRIND=${VALGRIND:-0}
 CI=${CI:-}
 TIMEOUT=${TEST_TIMEOUT:-120}
@@ -96,10 +99,14 @@ all_tests=()
 for src in c-tests/test_*.c; do
     all_tests+=("$(basename "$src" .c)")
 done
+for src in c-tests/test_*.f90; do
+    all_tests+=("$(basename "$src" .f90)")
+done
 selected=()
 if [[ $# -gt 0 ]]; then
     for want in "$@"; do
         want=${want%.c}
+        want=${want%.f90}
         want=${want#c-tests/}
         [[ $want == test_* || $want == header_cxx || $want == wire_compat ]] || want=test_$want
         selected+=("$want")
@@ -164,12 +171,25 @@ for name in "${selected[@]}"; do
     fi
 
     src=c-tests/$name.c
+    [[ -f $src ]] || src=c-tests/$name.f90
     if [[ ! -f $src ]]; then
-        fail "$name" "no such test: $src"
+        fail "$name" "no such test: c-tests/$name.c or .f90"
         continue
     fi
     bin=$BUILD/$name
-    if ! "$CC" "${CFLAGS[@]}" -o "$bin" "$src" "${LDFLAGS[@]}" >"$log" 2>&1; then
+    if [[ $src == *.f90 ]]; then
+        if ! command -v "$FC" >/dev/null 2>&1; then
+            skip "$name" "no Fortran compiler ($FC)"
+            continue
+        fi
+        # The module first (its .mod goes to a directory of its own), then the program.
+        compile=("$FC" -std=f2008 -Wall -Wextra -Werror -g -O2 -J "$BUILD/fortran" -I "$BUILD/fortran"
+            -o "$bin" include/likwid_access.f90 "$src" "${LDFLAGS[@]}")
+        mkdir -p "$BUILD/fortran"
+    else
+        compile=("$CC" "${CFLAGS[@]}" -o "$bin" "$src" "${LDFLAGS[@]}")
+    fi
+    if ! "${compile[@]}" >"$log" 2>&1; then
         show_log "$log"
         fail "$name" "compile"
         continue

@@ -7,6 +7,22 @@
 #include <stdint.h>
 
 /*
+ LIKWID 3's access mode for accessClient_setaccessmode: the device files in-process.
+ */
+#define DAEMON_AM_DIRECT 0
+
+/*
+ LIKWID 3's access mode for accessClient_setaccessmode: through likwid-accessD (default).
+ */
+#define DAEMON_AM_ACCESS_D 1
+
+/*
+ LIKWID 3's device number of the MSRs for accessClient_read/accessClient_write. Its values
+ 0 to 13 name PCI uncore devices, which are not served.
+ */
+#define DAEMON_AD_MSR 14
+
+/*
  Device index, as LIKWID's `PciDeviceIndex` (an int in C). Only MSR_DEV is served so far.
  */
 typedef int32_t PciDeviceIndex;
@@ -90,6 +106,121 @@ int32_t HPMwrite(uint32_t cpu_id, PciDeviceIndex dev, uint32_t reg, uint64_t dat
  1 when device `dev` on `cpu_id` can be accessed, else 0.
  */
 int32_t HPMcheck(PciDeviceIndex dev, uint32_t cpu_id);
+
+/*
+ Selects how later accessClient_init/msr_read reach the registers: DAEMON_AM_ACCESS_D
+ (default) or DAEMON_AM_DIRECT (in-process; the process needs the privileges itself), as
+ HPMmode. Other values change nothing and set errno to EINVAL.
+ */
+void accessClient_setaccessmode(int mode);
+
+/*
+ Starts a likwid-accessD of its own for the caller (call it once per thread for a
+ thread-per-socket program) and stores a file descriptor naming that session in
+ `*socket_fd`, for msr_init, msr_tread/msr_twrite and accessClient_read/accessClient_write.
+ In DAEMON_AM_DIRECT mode it stores -1, the process-wide session. errno: 0, EFAULT for a
+ NULL `socket_fd`, else as HPMaddThread (ENOENT daemon missing, EACCES not privileged,
+ ENXIO no msr device files, ENOLCK locked, ENOTSUP unsupported CPU), with `*socket_fd`
+ set to -1 and one line on stderr saying why.
+
+ # Safety
+ `socket_fd` must be NULL or point to a writable int.
+ */
+void accessClient_init(int *socket_fd);
+
+/*
+ Ends the session `socket_fd` from accessClient_init: EXIT to its daemon, which is reaped,
+ and the descriptor is closed. -1 is ignored. errno: 0, or EBADF when `socket_fd` names no
+ open session (never opened, or already finalized).
+ */
+void accessClient_finalize(int socket_fd);
+
+/*
+ Reads register `reg` of `device` on `cpu` through session `socket_fd` (-1: the
+ process-wide session). `device` uses LIKWID 3's numbering: DAEMON_AD_MSR (14) is the MSR;
+ the PCI devices 0 to 13 are not served (EFAULT). Returns the value, 0 on failure.
+ errno: 0, or EBADF (no such session), EFAULT (device), ERANGE (cpu not on the machine),
+ EPERM (denied by policy), ENOLCK (lock file), EIO (access failed), ENOTCONN (daemon gone).
+ */
+uint64_t accessClient_read(int socket_fd, int cpu, int device, uint32_t reg);
+
+/*
+ Writes `data` to register `reg` of `device` on `cpu` through session `socket_fd`; bits
+ outside the register's write mask keep their value. Devices and errno as
+ accessClient_read.
+ */
+void accessClient_write(int socket_fd, int cpu, int device, uint32_t reg, uint64_t data);
+
+/*
+ Makes `socket_fd` (from accessClient_init; -1: the process-wide session, started on first
+ use as with HPMaddThread) the session of msr_read/msr_write. errno: 0, or EBADF when
+ `socket_fd` names no open session.
+ */
+void msr_init(int socket_fd);
+
+/*
+ Forgets msr_init's session. If it was the process-wide one, that session ends as with
+ HPMfinalize; a session from accessClient_init stays open until accessClient_finalize.
+ */
+void msr_finalize(void);
+
+/*
+ Reads MSR `reg` on `cpu` through msr_init's session. Returns the value, or 0 with errno
+ set: errno is 0 after success, else EBADF, ERANGE, EPERM, ENOLCK, EIO or ENOTCONN as for
+ accessClient_read.
+ */
+uint64_t msr_read(int cpu, uint32_t reg);
+
+/*
+ Writes MSR `reg` on `cpu` through msr_init's session; bits outside the register's write
+ mask keep their value. errno as msr_read.
+ */
+void msr_write(int cpu, uint32_t reg, uint64_t data);
+
+/*
+ Reads MSR `reg` on `cpu` through session `socket_fd` (thread-safe variant of msr_read).
+ Returns the value, or 0 with errno set as for msr_read.
+ */
+uint64_t msr_tread(int socket_fd, int cpu, uint32_t reg);
+
+/*
+ Writes MSR `reg` on `cpu` through session `socket_fd` (thread-safe variant of msr_write).
+ errno as msr_read.
+ */
+void msr_twrite(int socket_fd, int cpu, uint32_t reg, uint64_t data);
+
+/*
+ Accepted for LIKWID 3 programs; PCI devices are not served, so it sets errno to 0 and
+ does nothing.
+ */
+void pci_init(int socket_fd);
+
+/*
+ Counterpart of pci_init; does nothing.
+ */
+void pci_finalize(void);
+
+/*
+ PCI devices are not served: returns 0 with errno EFAULT, as HPMread does for a device
+ other than MSR_DEV.
+ */
+uint32_t pci_read(int cpu, PciDeviceIndex index, uint32_t reg);
+
+/*
+ PCI devices are not served: sets errno to EFAULT, as HPMwrite does for a device other
+ than MSR_DEV.
+ */
+void pci_write(int cpu, PciDeviceIndex index, uint32_t reg, uint32_t data);
+
+/*
+ As pci_read, through session `socket_fd`: 0 with errno EFAULT.
+ */
+uint32_t pci_tread(int socket_fd, int cpu, PciDeviceIndex index, uint32_t reg);
+
+/*
+ As pci_write, through session `socket_fd`: errno EFAULT.
+ */
+void pci_twrite(int socket_fd, int cpu, PciDeviceIndex index, uint32_t reg, uint32_t data);
 
 #ifdef __cplusplus
 }  // extern "C"

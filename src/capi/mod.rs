@@ -116,3 +116,5 @@ pub extern "C" fn HPMwrite(cpu_id: u32, dev: PciDeviceIndex, reg: u32, data: u64
 pub extern "C" fn HPMcheck(dev: PciDeviceIndex, cpu_id: u32) -> i32 {
     guard(0, || i32::from(client::check(dev, cpu_id)))
 }
+
+mod likwid3;

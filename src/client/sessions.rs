@@ -58,10 +58,8 @@ impl Session {
     /// LIKWID's CHECK: Ok when the daemon can use `device` on `cpu`.
     pub fn check(&mut self, cpu: u32, device: i32) -> Result<(), ClientError> {
         let cpu = self.cpu(cpu)?;
-        let reply = self
-            .conn
-            .round_trip(&Record::request(wire::TYPE_CHECK, cpu, device, 0, 0))
-            .map_err(ClientError::Access)?;
+        let reply =
+            self.conn.round_trip(&Record::request(wire::TYPE_CHECK, cpu, device, 0, 0)).map_err(ClientError::Access)?;
         match AccessError::from_wire_code(reply.errorcode, 0, false) {
             None => Ok(()),
             Some(e) => Err(ClientError::Access(e)),
@@ -111,10 +109,9 @@ impl From<ClientError> for SessionError {
 impl fmt::Display for SessionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SessionError::NoSession(fd) => write!(
-                f,
-                "{fd} is not a session from accessClient_init (or it was already finalized)"
-            ),
+            SessionError::NoSession(fd) => {
+                write!(f, "{fd} is not a session from accessClient_init (or it was already finalized)")
+            }
             SessionError::BadMode(mode) => write!(f, "access mode {mode} is neither direct (0) nor daemon (1)"),
             SessionError::NullPointer => write!(f, "NULL pointer"),
             SessionError::Client(ClientError::OutOfRange) => write!(f, "cpu not on this machine"),
@@ -154,10 +151,7 @@ pub fn open() -> Result<i32, SessionError> {
     }
     let session = Session::start().map_err(report)?;
     let fd = session.fd();
-    let entry = Arc::new(Entry {
-        owner_pid: std::process::id(),
-        session: Mutex::new(Some(session)),
-    });
+    let entry = Arc::new(Entry { owner_pid: std::process::id(), session: Mutex::new(Some(session)) });
     table().insert(fd, entry);
     Ok(fd)
 }

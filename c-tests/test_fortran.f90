@@ -1,0 +1,66 @@
+! test_fortran: the Fortran module on the simulated zen4 machine: HPMinit, HPMaddThread,
+! an HPMwrite/HPMread round trip on PERF_CTR0, -EPERM for a denied SYSCFG write, HPMcheck,
+! HPMfinalize. Exit code 0 on pass, 1 on failure (c-tests/run.sh conventions).
+program test_fortran
+  use, intrinsic :: iso_c_binding, only: c_int32_t, c_int64_t
+  use likwid_access
+  implicit none
+
+  integer(c_int32_t), parameter :: PERF_CTR0 = int(z'C0010201', c_int32_t)
+  integer(c_int32_t), parameter :: SYSCFG = int(z'C0010010', c_int32_t)
+  integer(c_int32_t), parameter :: EPERM = 1
+  integer(c_int64_t), parameter :: VALUE = int(z'0000123456789ABC', c_int64_t)
+  integer(c_int32_t) :: rc, cpu
+  integer(c_int64_t) :: got
+  integer :: failures = 0
+
+  rc = HPMinit()
+  call expect_rc('HPMinit', rc, 0_c_int32_t)
+  if (HPMinitialized() /= 1) call fail('HPMinitialized is not 1 after HPMinit')
+  do cpu = 0, 1
+    rc = HPMaddThread(cpu)
+    call expect_rc('HPMaddThread', rc, 0_c_int32_t)
+  end do
+
+  do cpu = 0, 1
+    rc = HPMwrite(cpu, MSR_DEV, PERF_CTR0, VALUE + cpu)
+    call expect_rc('HPMwrite PERF_CTR0', rc, 0_c_int32_t)
+    got = -1
+    rc = HPMread(cpu, MSR_DEV, PERF_CTR0, got)
+    call expect_rc('HPMread PERF_CTR0', rc, 0_c_int32_t)
+    if (got /= VALUE + cpu) then
+      write (0, '(a,i0,a,z16.16,a,z16.16)') 'cpu ', cpu, ': read 0x', got, ', wrote 0x', VALUE + cpu
+      failures = failures + 1
+    end if
+  end do
+
+  rc = HPMwrite(0_c_int32_t, MSR_DEV, SYSCFG, 0_c_int64_t)
+  call expect_rc('HPMwrite SYSCFG (denied)', rc, -EPERM)
+  if (HPMcheck(MSR_DEV, 0_c_int32_t) /= 1) call fail('HPMcheck(MSR_DEV, 0) is not 1')
+
+  call HPMfinalize()
+  if (HPMinitialized() /= 0) call fail('HPMinitialized is not 0 after HPMfinalize')
+
+  if (failures > 0) then
+    write (0, '(a,i0,a)') 'test_fortran: ', failures, ' check(s) failed'
+    stop 1
+  end if
+  write (*, '(a)') 'test_fortran: all checks passed'
+
+contains
+
+  subroutine expect_rc(what, got_rc, want)
+    character(*), intent(in) :: what
+    integer(c_int32_t), intent(in) :: got_rc, want
+    if (got_rc /= want) then
+      write (0, '(a,a,i0,a,i0)') what, ' returned ', got_rc, ', expected ', want
+      failures = failures + 1
+    end if
+  end subroutine expect_rc
+
+  subroutine fail(why)
+    character(*), intent(in) :: why
+    write (0, '(a)') why
+    failures = failures + 1
+  end subroutine fail
+end program test_fortran

@@ -1,0 +1,88 @@
+! likwid_access.f90: Fortran interfaces to liblikwid_access (LIKWID 5's HPM access functions).
+!
+! Compile the module once with your program and link the library:
+!   gfortran -c $(pkg-config --variable=includedir likwid-access)/likwid_access.f90
+!   gfortran prog.f90 $(pkg-config --libs likwid-access)
+!
+! The C functions take unsigned 32-bit cpu and register numbers; Fortran has no unsigned
+! integers, so they are integer(c_int32_t) here with the same bits. Write a register above
+! 0x7FFFFFFF as int(z'C0010201', c_int32_t) (Fortran 2008 takes the bit pattern). Register
+! values are integer(c_int64_t) with the bits of the C uint64_t.
+!
+! Every function returns 0 or a negative errno (-1 = -EPERM: denied by policy; see
+! likwid_access.h for the full list), except HPMinitialized and HPMcheck (1 = yes).
+module likwid_access
+  use, intrinsic :: iso_c_binding, only: c_int32_t, c_int64_t
+  implicit none
+  private
+
+  ! Access modes for HPMmode.
+  integer(c_int32_t), parameter, public :: ACCESSMODE_PERF = -1
+  integer(c_int32_t), parameter, public :: ACCESSMODE_DIRECT = 0
+  integer(c_int32_t), parameter, public :: ACCESSMODE_DAEMON = 1
+  ! Device index: the model-specific registers of a hardware thread.
+  integer(c_int32_t), parameter, public :: MSR_DEV = 0
+
+  public :: HPMmode, HPMinit, HPMinitialized, HPMaddThread, HPMfinalize
+  public :: HPMread, HPMwrite, HPMcheck
+
+  interface
+    ! void HPMmode(int32_t mode): ACCESSMODE_DAEMON (default) or ACCESSMODE_DIRECT.
+    subroutine HPMmode(mode) bind(C, name="HPMmode")
+      import :: c_int32_t
+      integer(c_int32_t), value :: mode
+    end subroutine HPMmode
+
+    ! int32_t HPMinit(void): 0.
+    function HPMinit() result(rc) bind(C, name="HPMinit")
+      import :: c_int32_t
+      integer(c_int32_t) :: rc
+    end function HPMinit
+
+    ! int32_t HPMinitialized(void): 1 between HPMinit and HPMfinalize.
+    function HPMinitialized() result(yes) bind(C, name="HPMinitialized")
+      import :: c_int32_t
+      integer(c_int32_t) :: yes
+    end function HPMinitialized
+
+    ! int32_t HPMaddThread(uint32_t cpu_id): the first call starts likwid-accessD.
+    function HPMaddThread(cpu_id) result(rc) bind(C, name="HPMaddThread")
+      import :: c_int32_t
+      integer(c_int32_t), value :: cpu_id
+      integer(c_int32_t) :: rc
+    end function HPMaddThread
+
+    ! void HPMfinalize(void): ends the session; the daemon is reaped.
+    subroutine HPMfinalize() bind(C, name="HPMfinalize")
+    end subroutine HPMfinalize
+
+    ! int32_t HPMread(uint32_t cpu_id, PciDeviceIndex dev, uint32_t reg, uint64_t *data)
+    function HPMread(cpu_id, dev, reg, data) result(rc) bind(C, name="HPMread")
+      import :: c_int32_t, c_int64_t
+      integer(c_int32_t), value :: cpu_id, dev, reg
+      integer(c_int64_t), intent(out) :: data
+      integer(c_int32_t) :: rc
+    end function HPMread
+
+    ! int32_t HPMwrite(uint32_t cpu_id, PciDeviceIndex dev, uint32_t reg, uint64_t data):
+    ! bits outside the register's write mask keep their value.
+    function HPMwrite(cpu_id, dev, reg, data) result(rc) bind(C, name="HPMwrite")
+      import :: c_int32_t, c_int64_t
+      integer(c_int32_t), value :: cpu_id, dev, reg
+      integer(c_int64_t), value :: data
+      integer(c_int32_t) :: rc
+    end function HPMwrite
+
+    ! int32_t HPMcheck(PciDeviceIndex dev, uint32_t cpu_id): 1 when usable.
+    function HPMcheck(dev, cpu_id) result(yes) bind(C, name="HPMcheck")
+      import :: c_int32_t
+      integer(c_int32_t), value :: dev, cpu_id
+      integer(c_int32_t) :: yes
+    end function HPMcheck
+  end interface
+
+  ! ---------------------------------------------------------------------------------------
+  ! BATCHES: reserved. The library has no batch functions yet; when it gets them, their
+  ! bind(C) interfaces go here, with the same conventions as above.
+  ! ---------------------------------------------------------------------------------------
+end module likwid_access

@@ -1,0 +1,209 @@
+//! LIKWID 3's access functions, with LIKWID 3.1.3's names and C signatures, over the same
+//! client code as the HPM functions. LIKWID 3 returned values and `void`, so these report
+//! through `errno`: 0 after success, a positive errno after a failure (the value returned is
+//! then 0). Each export checks its pointers, runs inside the panic boundary and delegates.
+
+use super::{guard, PciDeviceIndex};
+use crate::client::sessions::{self, SessionError};
+use crate::client::{self, ClientError, Mode};
+use crate::engine::Op;
+use crate::wire;
+use nix::errno::Errno;
+use std::ffi::c_int;
+
+/// LIKWID 3's access mode for accessClient_setaccessmode: the device files in-process.
+pub const DAEMON_AM_DIRECT: c_int = 0;
+/// LIKWID 3's access mode for accessClient_setaccessmode: through likwid-accessD (default).
+pub const DAEMON_AM_ACCESS_D: c_int = 1;
+/// LIKWID 3's device number of the MSRs for accessClient_read/accessClient_write. Its values
+/// 0 to 13 name PCI uncore devices, which are not served.
+pub const DAEMON_AD_MSR: c_int = 14;
+
+/// Runs `body` inside the panic boundary and reports its outcome through errno: 0 after
+/// success, the positive errno after a failure (the result is then `failed`).
+fn with_errno<T: Copy>(failed: T, body: impl FnOnce() -> Result<T, SessionError>) -> T {
+    let (value, errno) = guard((failed, libc::EFAULT), || match body() {
+        Ok(value) => (value, 0),
+        Err(e) => (failed, e.errno()),
+    });
+    Errno::set_raw(errno);
+    value
+}
+
+fn msr(fd: c_int, cpu: c_int, reg: u32, op: Op) -> Result<u64, SessionError> {
+    sessions::access(fd, cpu, wire::MSR_DEV, reg, op)
+}
+
+/// PCI devices are not served: every pci_* access fails as HPMread/HPMwrite do for a device
+/// other than MSR_DEV.
+fn pci() -> Result<u32, SessionError> {
+    Err(ClientError::BadDevice.into())
+}
+
+/// Selects how later accessClient_init/msr_read reach the registers: DAEMON_AM_ACCESS_D
+/// (default) or DAEMON_AM_DIRECT (in-process; the process needs the privileges itself), as
+/// HPMmode. Other values change nothing and set errno to EINVAL.
+#[no_mangle]
+pub extern "C" fn accessClient_setaccessmode(mode: c_int) {
+    with_errno((), || {
+        let mode = match mode {
+            DAEMON_AM_DIRECT => Mode::Direct,
+            DAEMON_AM_ACCESS_D => Mode::Daemon,
+            other => {
+                eprintln!(
+                    "likwid-access: accessClient_setaccessmode({other}): only DAEMON_AM_DIRECT (0) and DAEMON_AM_ACCESS_D (1) are provided"
+                );
+                return Err(SessionError::BadMode(other));
+            }
+        };
+        client::set_mode(mode);
+        Ok(())
+    })
+}
+
+/// Starts a likwid-accessD of its own for the caller (call it once per thread for a
+/// thread-per-socket program) and stores a file descriptor naming that session in
+/// `*socket_fd`, for msr_init, msr_tread/msr_twrite and accessClient_read/accessClient_write.
+/// In DAEMON_AM_DIRECT mode it stores -1, the process-wide session. errno: 0, EFAULT for a
+/// NULL `socket_fd`, else as HPMaddThread (ENOENT daemon missing, EACCES not privileged,
+/// ENXIO no msr device files, ENOLCK locked, ENOTSUP unsupported CPU), with `*socket_fd`
+/// set to -1 and one line on stderr saying why.
+///
+/// # Safety
+/// `socket_fd` must be NULL or point to a writable int.
+#[no_mangle]
+pub unsafe extern "C" fn accessClient_init(socket_fd: *mut c_int) {
+    with_errno((), || {
+        if socket_fd.is_null() {
+            return Err(SessionError::NullPointer);
+        }
+        let result = sessions::open();
+        let fd = *result.as_ref().unwrap_or(&sessions::PROCESS_SESSION);
+        // SAFETY: non-NULL, and the caller promises it points to a writable int.
+        unsafe { socket_fd.write(fd) };
+        result.map(|_| ())
+    })
+}
+
+/// Ends the session `socket_fd` from accessClient_init: EXIT to its daemon, which is reaped,
+/// and the descriptor is closed. -1 is ignored. errno: 0, or EBADF when `socket_fd` names no
+/// open session (never opened, or already finalized).
+#[no_mangle]
+pub extern "C" fn accessClient_finalize(socket_fd: c_int) {
+    with_errno((), || sessions::close(socket_fd))
+}
+
+/// Reads register `reg` of `device` on `cpu` through session `socket_fd` (-1: the
+/// process-wide session). `device` uses LIKWID 3's numbering: DAEMON_AD_MSR (14) is the MSR;
+/// the PCI devices 0 to 13 are not served (EFAULT). Returns the value, 0 on failure.
+/// errno: 0, or EBADF (no such session), EFAULT (device), ERANGE (cpu not on the machine),
+/// EPERM (denied by policy), ENOLCK (lock file), EIO (access failed), ENOTCONN (daemon gone).
+#[no_mangle]
+pub extern "C" fn accessClient_read(socket_fd: c_int, cpu: c_int, device: c_int, reg: u32) -> u64 {
+    with_errno(0, || match device {
+        DAEMON_AD_MSR => msr(socket_fd, cpu, reg, Op::Read),
+        _ => Err(ClientError::BadDevice.into()),
+    })
+}
+
+/// Writes `data` to register `reg` of `device` on `cpu` through session `socket_fd`; bits
+/// outside the register's write mask keep their value. Devices and errno as
+/// accessClient_read.
+#[no_mangle]
+pub extern "C" fn accessClient_write(socket_fd: c_int, cpu: c_int, device: c_int, reg: u32, data: u64) {
+    with_errno((), || match device {
+        DAEMON_AD_MSR => msr(socket_fd, cpu, reg, Op::Write(data)).map(|_| ()),
+        _ => Err(ClientError::BadDevice.into()),
+    })
+}
+
+/// Makes `socket_fd` (from accessClient_init; -1: the process-wide session, started on first
+/// use as with HPMaddThread) the session of msr_read/msr_write. errno: 0, or EBADF when
+/// `socket_fd` names no open session.
+#[no_mangle]
+pub extern "C" fn msr_init(socket_fd: c_int) {
+    with_errno((), || sessions::set_default(socket_fd))
+}
+
+/// Forgets msr_init's session. If it was the process-wide one, that session ends as with
+/// HPMfinalize; a session from accessClient_init stays open until accessClient_finalize.
+#[no_mangle]
+pub extern "C" fn msr_finalize() {
+    with_errno((), || {
+        sessions::clear_default();
+        Ok(())
+    })
+}
+
+/// Reads MSR `reg` on `cpu` through msr_init's session. Returns the value, or 0 with errno
+/// set: errno is 0 after success, else EBADF, ERANGE, EPERM, ENOLCK, EIO or ENOTCONN as for
+/// accessClient_read.
+#[no_mangle]
+pub extern "C" fn msr_read(cpu: c_int, reg: u32) -> u64 {
+    with_errno(0, || msr(sessions::default_session(), cpu, reg, Op::Read))
+}
+
+/// Writes MSR `reg` on `cpu` through msr_init's session; bits outside the register's write
+/// mask keep their value. errno as msr_read.
+#[no_mangle]
+pub extern "C" fn msr_write(cpu: c_int, reg: u32, data: u64) {
+    with_errno((), || msr(sessions::default_session(), cpu, reg, Op::Write(data)).map(|_| ()))
+}
+
+/// Reads MSR `reg` on `cpu` through session `socket_fd` (thread-safe variant of msr_read).
+/// Returns the value, or 0 with errno set as for msr_read.
+#[no_mangle]
+pub extern "C" fn msr_tread(socket_fd: c_int, cpu: c_int, reg: u32) -> u64 {
+    with_errno(0, || msr(socket_fd, cpu, reg, Op::Read))
+}
+
+/// Writes MSR `reg` on `cpu` through session `socket_fd` (thread-safe variant of msr_write).
+/// errno as msr_read.
+#[no_mangle]
+pub extern "C" fn msr_twrite(socket_fd: c_int, cpu: c_int, reg: u32, data: u64) {
+    with_errno((), || msr(socket_fd, cpu, reg, Op::Write(data)).map(|_| ()))
+}
+
+/// Accepted for LIKWID 3 programs; PCI devices are not served, so it sets errno to 0 and
+/// does nothing.
+#[no_mangle]
+pub extern "C" fn pci_init(socket_fd: c_int) {
+    let _ = socket_fd;
+    with_errno((), || Ok(()))
+}
+
+/// Counterpart of pci_init; does nothing.
+#[no_mangle]
+pub extern "C" fn pci_finalize() {
+    with_errno((), || Ok(()))
+}
+
+/// PCI devices are not served: returns 0 with errno EFAULT, as HPMread does for a device
+/// other than MSR_DEV.
+#[no_mangle]
+pub extern "C" fn pci_read(cpu: c_int, index: PciDeviceIndex, reg: u32) -> u32 {
+    let _ = (cpu, index, reg);
+    with_errno(0, pci)
+}
+
+/// PCI devices are not served: sets errno to EFAULT, as HPMwrite does for a device other
+/// than MSR_DEV.
+#[no_mangle]
+pub extern "C" fn pci_write(cpu: c_int, index: PciDeviceIndex, reg: u32, data: u32) {
+    let _ = (cpu, index, reg, data);
+    with_errno((), || pci().map(|_| ()))
+}
+
+/// As pci_read, through session `socket_fd`: 0 with errno EFAULT.
+#[no_mangle]
+pub extern "C" fn pci_tread(socket_fd: c_int, cpu: c_int, index: PciDeviceIndex, reg: u32) -> u32 {
+    let _ = (socket_fd, cpu, index, reg);
+    with_errno(0, pci)
+}
+
+/// As pci_write, through session `socket_fd`: errno EFAULT.
+#[no_mangle]
+pub extern "C" fn pci_twrite(socket_fd: c_int, cpu: c_int, index: PciDeviceIndex, reg: u32, data: u32) {
+    let _ = (socket_fd, cpu, index, reg, data);
+    with_errno((), || pci().map(|_| ()))
+}
