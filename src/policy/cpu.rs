@@ -77,6 +77,24 @@ impl CpuModel {
     }
 }
 
+/// Every model number of a family, `first` first (what `likwid-access sim` reports): LIKWID 5
+/// selects AMD families 0x10, 0x15 and 0x16 by family alone.
+const fn whole_family(first: u32) -> [u32; 256] {
+    let mut models = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        models[i] = i as u32;
+        i += 1;
+    }
+    models[first as usize] = 0;
+    models[0] = first;
+    models
+}
+
+static K10_MODELS: [u32; 256] = whole_family(0x02);
+static FAM15H_MODELS: [u32; 256] = whole_family(0x01);
+static FAM16H_MODELS: [u32; 256] = whole_family(0x00);
+
 /// Model lists follow LIKWID 5's own CPU detection (see `tables/README.md`).
 pub static CPU_MODELS: &[CpuModel] = &[
     CpuModel {
@@ -143,6 +161,198 @@ pub static CPU_MODELS: &[CpuModel] = &[
         models: &[0x5E, 0x4E, 0x8E, 0x9E, 0x66, 0xA5, 0xA6],
         table: include_str!("tables/skl.txt"),
     },
+    CpuModel {
+        name: "core2",
+        description: "Intel Core 2 / Atom Bonnell (family 6)",
+        vendor: Vendor::Intel,
+        family: 6,
+        models: &[0x17, 0x0F, 0x1D, 0x1C, 0x26, 0x27, 0x36],
+        table: include_str!("tables/core2.txt"),
+    },
+    CpuModel {
+        name: "nehalem",
+        description: "Intel Nehalem/Westmere client and EP",
+        vendor: Vendor::Intel,
+        family: 6,
+        models: &[0x1A, 0x1E, 0x1F, 0x25, 0x2C],
+        table: include_str!("tables/nehalem.txt"),
+    },
+    CpuModel {
+        name: "snb",
+        description: "Intel Sandy Bridge client",
+        vendor: Vendor::Intel,
+        family: 6,
+        models: &[0x2A],
+        table: include_str!("tables/snb.txt"),
+    },
+    CpuModel {
+        name: "ivb",
+        description: "Intel Ivy Bridge client",
+        vendor: Vendor::Intel,
+        family: 6,
+        models: &[0x3A],
+        table: include_str!("tables/ivb.txt"),
+    },
+    CpuModel {
+        name: "hsw",
+        description: "Intel Haswell client",
+        vendor: Vendor::Intel,
+        family: 6,
+        models: &[0x3C, 0x45, 0x46],
+        table: include_str!("tables/hsw.txt"),
+    },
+    CpuModel {
+        name: "bdw",
+        description: "Intel Broadwell client",
+        vendor: Vendor::Intel,
+        family: 6,
+        models: &[0x3D, 0x47],
+        table: include_str!("tables/bdw.txt"),
+    },
+    CpuModel {
+        name: "icl",
+        description: "Intel Ice Lake client / Rocket Lake",
+        vendor: Vendor::Intel,
+        family: 6,
+        models: &[0x7E, 0x7D, 0xA7],
+        table: include_str!("tables/icl.txt"),
+    },
+    CpuModel {
+        name: "tgl",
+        description: "Intel Tiger Lake",
+        vendor: Vendor::Intel,
+        family: 6,
+        models: &[0x8C, 0x8D],
+        table: include_str!("tables/tgl.txt"),
+    },
+    CpuModel {
+        name: "slm",
+        description: "Intel Atom Silvermont/Airmont",
+        vendor: Vendor::Intel,
+        family: 6,
+        models: &[0x37, 0x4D, 0x4A, 0x5A, 0x5D, 0x4C],
+        table: include_str!("tables/slm.txt"),
+    },
+    CpuModel {
+        name: "glm",
+        description: "Intel Atom Goldmont/Goldmont Plus/Tremont",
+        vendor: Vendor::Intel,
+        family: 6,
+        models: &[0x5C, 0x5F, 0x7A, 0x86],
+        table: include_str!("tables/glm.txt"),
+    },
+    CpuModel {
+        name: "spr",
+        description: "Intel Sapphire Rapids",
+        vendor: Vendor::Intel,
+        family: 6,
+        models: &[0x8F],
+        table: include_str!("tables/spr.txt"),
+    },
+    CpuModel {
+        name: "emr",
+        description: "Intel Emerald Rapids",
+        vendor: Vendor::Intel,
+        family: 6,
+        models: &[0xCF],
+        table: include_str!("tables/emr.txt"),
+    },
+    CpuModel {
+        name: "gnr",
+        description: "Intel Granite Rapids",
+        vendor: Vendor::Intel,
+        family: 6,
+        models: &[0xAD],
+        table: include_str!("tables/gnr.txt"),
+    },
+    CpuModel {
+        name: "snbep",
+        description: "Intel Sandy Bridge-EP",
+        vendor: Vendor::Intel,
+        family: 6,
+        models: &[0x2D],
+        table: include_str!("tables/snbep.txt"),
+    },
+    CpuModel {
+        name: "ivbep",
+        description: "Intel Ivy Bridge-EP/EX",
+        vendor: Vendor::Intel,
+        family: 6,
+        models: &[0x3E],
+        table: include_str!("tables/ivbep.txt"),
+    },
+    CpuModel {
+        name: "hswep",
+        description: "Intel Haswell-EP/EX",
+        vendor: Vendor::Intel,
+        family: 6,
+        models: &[0x3F],
+        table: include_str!("tables/hswep.txt"),
+    },
+    CpuModel {
+        name: "bdwd",
+        description: "Intel Broadwell-DE",
+        vendor: Vendor::Intel,
+        family: 6,
+        models: &[0x56],
+        table: include_str!("tables/bdwd.txt"),
+    },
+    CpuModel {
+        name: "bdwep",
+        description: "Intel Broadwell-EP/EX",
+        vendor: Vendor::Intel,
+        family: 6,
+        models: &[0x4F],
+        table: include_str!("tables/bdwep.txt"),
+    },
+    CpuModel {
+        name: "knl",
+        description: "Intel Xeon Phi Knights Landing/Knights Mill",
+        vendor: Vendor::Intel,
+        family: 6,
+        models: &[0x57, 0x85],
+        table: include_str!("tables/knl.txt"),
+    },
+    CpuModel {
+        name: "nhmex",
+        description: "Intel Nehalem-EX",
+        vendor: Vendor::Intel,
+        family: 6,
+        models: &[0x2E],
+        table: include_str!("tables/nhmex.txt"),
+    },
+    CpuModel {
+        name: "wsmex",
+        description: "Intel Westmere-EX",
+        vendor: Vendor::Intel,
+        family: 6,
+        models: &[0x2F],
+        table: include_str!("tables/wsmex.txt"),
+    },
+    CpuModel {
+        name: "k10",
+        description: "AMD K10 (family 0x10)",
+        vendor: Vendor::Amd,
+        family: 0x10,
+        models: &K10_MODELS,
+        table: include_str!("tables/k10.txt"),
+    },
+    CpuModel {
+        name: "interlagos",
+        description: "AMD family 0x15 (Bulldozer..Excavator)",
+        vendor: Vendor::Amd,
+        family: 0x15,
+        models: &FAM15H_MODELS,
+        table: include_str!("tables/interlagos.txt"),
+    },
+    CpuModel {
+        name: "kabini",
+        description: "AMD family 0x16 (Jaguar/Puma)",
+        vendor: Vendor::Amd,
+        family: 0x16,
+        models: &FAM16H_MODELS,
+        table: include_str!("tables/kabini.txt"),
+    },
 ];
 
 #[cfg(test)]
@@ -161,8 +371,11 @@ mod tests {
 
     #[test]
     fn unknown_cpus_have_no_table() {
-        let k10 = CpuIdentity { vendor: Some(Vendor::Amd), family: 0x10, model: 2 };
-        assert!(CpuModel::for_identity(&k10).is_none());
+        // Family 0x14 (Bobcat) and Intel's Alder Lake (model 0x97) are not supported by LIKWID 5.
+        let bobcat = CpuIdentity { vendor: Some(Vendor::Amd), family: 0x14, model: 2 };
+        assert!(CpuModel::for_identity(&bobcat).is_none());
+        let alder_lake = CpuIdentity { vendor: Some(Vendor::Intel), family: 6, model: 0x97 };
+        assert!(CpuModel::for_identity(&alder_lake).is_none());
         let other = parse_cpuinfo("vendor_id : HygonGenuine\ncpu family : 24\nmodel : 1\n").unwrap();
         assert_eq!(other.vendor, None);
         assert!(CpuModel::for_identity(&other).is_none());

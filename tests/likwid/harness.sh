@@ -132,18 +132,22 @@ EOF
     done <"$w/groups"
 
     if [[ -z $groups_filter ]]; then
-        run powermeter likwid-powermeter -M 1 -s 1s
-        run powermeter-info likwid-powermeter -M 1 -i
-
         # Item 2: values flow end to end. The measured program advances registers in the
         # device file itself, so the advance lands between LIKWID's start and stop reads.
-        "${regstore[@]}" set $msr0 "$rapl_unit_reg" "$rapl_unit"
-        "${regstore[@]}" set /dev/cpu/1/msr "$rapl_unit_reg" "$rapl_unit"
-        run value-perfctr likwid-perfctr -M 1 -C 0 -g ENERGY "$w/advance.sh"
-        run value-powermeter likwid-powermeter -M 1 -c 0 "$w/advance.sh"
+        # (Without RAPL in LIKWID for this CPU, likwid-powermeter only says so and exits 1.)
+        if [[ -n $energy_metric ]]; then
+            run powermeter likwid-powermeter -M 1 -s 1s
+            run powermeter-info likwid-powermeter -M 1 -i
+            "${regstore[@]}" set $msr0 "$rapl_unit_reg" "$rapl_unit"
+            "${regstore[@]}" set /dev/cpu/1/msr "$rapl_unit_reg" "$rapl_unit"
+            run value-perfctr likwid-perfctr -M 1 -C 0 -g ENERGY "$w/advance.sh"
+            run value-powermeter likwid-powermeter -M 1 -c 0 "$w/advance.sh"
+        fi
 
         if [[ $intel == 1 ]]; then
             run features-list likwid-features -l -c 0
+        fi
+        if [[ $prefetch == 1a4 ]]; then
             "${regstore[@]}" dump $msr0 >"$w/features.0"
             i=0
             for pf in HW_PREFETCHER CL_PREFETCHER DCU_PREFETCHER IP_PREFETCHER; do
@@ -202,32 +206,68 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# The per-CPU identity LIKWID is told (topology file) and what the value checks use.
-# perf_* are what CPUID leaf 0xA reports on that CPU (with SMT on: 4 general counters).
-cpu_env() {
-    local energy_unit_intel=0x000A0E03  # time 10, energy status unit 14 (61 uJ), power 3
-    # IA32_MISC_ENABLE: performance monitoring available (bit 7), PEBS available (bit 12 clear):
-    # LIKWID then zeroes PEBS_ENABLE at start, as on real hardware.
-    local misc_enable=0x1A0:0x80
-    case $1 in
-        zen3) echo "family=25 model=1 stepping=1 intel=0 perf_version=0 perf_num_ctr=0 perf_num_fixed=0 perf_width=48
-            rapl_unit_reg=0xC0010299 rapl_unit=$energy_unit_intel pkg_energy_reg=0xC001029B
-            core_ctr_reg=0xC0010201 core_event=RETIRED_INSTRUCTIONS energy_metric=Energy_PKG_[J]
-            groups_dir=zen3 pci_units= presets=" ;;
-        skx) echo "family=6 model=85 stepping=4 intel=1 perf_version=4 perf_num_ctr=4 perf_num_fixed=3 perf_width=48
-            rapl_unit_reg=0x606 rapl_unit=$energy_unit_intel pkg_energy_reg=0x611
-            core_ctr_reg=0x309 core_event=INSTR_RETIRED_ANY energy_metric=Energy_[J]
-            groups_dir=skylakeX pci_units=^(MBOX|M2M|SBOX|RBOX)[0-9] presets=$misc_enable" ;;
-        icx) echo "family=6 model=106 stepping=6 intel=1 perf_version=5 perf_num_ctr=8 perf_num_fixed=4 perf_width=48
-            rapl_unit_reg=0x606 rapl_unit=$energy_unit_intel pkg_energy_reg=0x611
-            core_ctr_reg=0x309 core_event=INSTR_RETIRED_ANY energy_metric=Energy_[J]
-            groups_dir=ICX pci_units=^(MBOX|MDEV|M2M|M3UPI|QBOX|SBOX|RBOX)[0-9] presets=$misc_enable" ;;
-        skl) echo "family=6 model=94 stepping=3 intel=1 perf_version=4 perf_num_ctr=4 perf_num_fixed=3 perf_width=48
-            rapl_unit_reg=0x606 rapl_unit=$energy_unit_intel pkg_energy_reg=0x611
-            core_ctr_reg=0x309 core_event=INSTR_RETIRED_ANY energy_metric=Energy_[J]
-            groups_dir=skylake pci_units=^MBOX[0-9] presets=$misc_enable,0x396:0x4" ;;
-        *) return 1 ;;
-    esac
+# What LIKWID is told about each simulated CPU (topology file), beyond the family and model
+# of the simulated /proc/cpuinfo: isIntel, PERFMON version, general and fixed counters per
+# thread (CPUID leaf 0xA with SMT on), stepping, its group directory, the units it counts
+# through PCI/MMIO devices (not served yet), the ENERGY metric the value check reads ("-":
+# no ENERGY group), registers preset the way hardware reports them (REG:VALUE,...), and whether
+# likwid-features switches prefetchers in MSR 0x1A4 on it (elsewhere it uses IA32_MISC_ENABLE,
+# which is never writable here).
+# misc: IA32_MISC_ENABLE with performance monitoring available (bit 7) and PEBS available
+# (bit 12 clear): LIKWID then zeroes PEBS_ENABLE at start, as on real hardware.
+cpu_table() {
+    cat <<'EOF'
+# name  intel ver ctr fix step groups         pci_units                                  energy         prefetch presets
+zen3    0     0   0   0   1    zen3           -                                          Energy_PKG_[J] -        -
+skx     1     4   4   3   4    skylakeX       ^(MBOX|M2M|SBOX|RBOX)[0-9]                 Energy_[J]     1a4      misc
+icx     1     5   8   4   6    ICX            ^(MBOX|MDEV|M2M|M3UPI|QBOX|SBOX|RBOX)[0-9] Energy_[J]     1a4      misc
+skl     1     4   4   3   3    skylake        ^MBOX[0-9]                                 Energy_[J]     1a4      misc,0x396:0x4
+zen     0     0   0   0   1    zen            -                                          Energy_PKG_[J] -        -
+zen2    0     0   0   0   1    zen2           -                                          Energy_PKG_[J] -        -
+core2   1     2   2   3   6    core2          -                                          -              -        misc
+nehalem 1     3   4   3   5    nehalem        -                                          -              1a4      misc
+snb     1     3   4   3   7    sandybridge    ^MBOX[0-9]                                 Energy_[J]     1a4      misc,0x396:0x4
+ivb     1     3   4   3   9    ivybridge      ^MBOX[0-9]                                 Energy_[J]     1a4      misc,0x396:0x4
+hsw     1     3   4   3   3    haswell        ^MBOX[0-9]                                 Energy_[J]     1a4      misc,0x396:0x4
+bdw     1     3   4   3   4    broadwell      ^MBOX[0-9]                                 Energy_[J]     1a4      misc,0x396:0x4
+icl     1     5   8   4   5    ICL            ^MBOX[0-9]                                 Energy_[J]     1a4      misc,0x396:0x8
+tgl     1     5   8   4   1    TGL            -                                          Energy_[J]     -        misc
+slm     1     3   2   3   8    silvermont     -                                          Energy_[J]     -        misc
+glm     1     4   4   3   9    goldmont       -                                          Energy_[J]     1a4      misc
+snbep   1     3   4   3   7    sandybridgeEP  ^(MBOX|BBOX|RBOX|SBOX|PBOX)[0-9]?          Energy_[J]     1a4      misc
+ivbep   1     3   4   3   4    ivybridgeEP    ^(MBOX|BBOX|RBOX|SBOX|PBOX|IBOX)[0-9]?     Energy_[J]     1a4      misc
+hswep   1     3   4   3   2    haswellEP      ^(MBOX|BBOX|RBOX|QBOX|PBOX|IBOX)[0-9]?     Energy_[J]     1a4      misc
+bdwd    1     3   4   3   3    broadwellD     ^(MBOX|BBOX|PBOX|IBOX)[0-9]?               Energy_[J]     1a4      misc
+bdwep   1     3   4   3   1    broadwellEP    ^(MBOX|BBOX|RBOX|QBOX|PBOX|IBOX)[0-9]?     Energy_[J]     1a4      misc
+knl     1     3   2   3   1    knl            ^(EDBOX|EUBOX|IBOX|MBOX|PBOX)[0-9]?        Energy_[J]     -        misc
+nhmex   1     3   4   3   6    nehalemEX      -                                          -              1a4      misc
+wsmex   1     3   4   3   2    westmereEX     -                                          -              1a4      misc
+k10     0     0   0   0   2    k10            -                                          -              -        -
+interlagos 0  0   0   0   2    interlagos     -                                          -              -        -
+kabini  0     0   0   0   1    kabini         -                                          -              -        -
+EOF
+}
+cpu_env() {   # NAME: shell assignments for that CPU, or failure when the harness does not know it
+    local line
+    line=$(cpu_table | awk -v n="$1" '$1 == n')
+    [[ -n $line ]] || return 1
+    read -r _ intel perf_version perf_num_ctr perf_num_fixed stepping groups_dir pci_units energy_metric prefetch presets \
+        <<<"$line"
+    [[ $pci_units == - ]] && pci_units=
+    [[ $energy_metric == - ]] && energy_metric=
+    presets=${presets//misc/0x1A0:0x80}
+    [[ $presets == - ]] && presets=
+    local energy_unit=0x000A0E03 energy_scale=j  # time 10, energy status unit 14 (61 uJ), power 3
+    # LIKWID counts Silvermont model 0x37's energy in 2^ESU microjoules: ESU 0 there.
+    [[ $1 == slm ]] && energy_unit=0x000A0003 energy_scale=uj
+    if [[ $intel == 1 ]]; then
+        rapl="rapl_unit_reg=0x606 rapl_unit=$energy_unit pkg_energy_reg=0x611 core_ctr_reg=0x309 core_event=INSTR_RETIRED_ANY"
+    else
+        rapl="rapl_unit_reg=0xC0010299 rapl_unit=$energy_unit pkg_energy_reg=0xC001029B core_ctr_reg=0xC0010201 core_event=RETIRED_INSTRUCTIONS"
+    fi
+    echo "intel=$intel perf_version=$perf_version perf_num_ctr=$perf_num_ctr perf_num_fixed=$perf_num_fixed"
+    echo "stepping=$stepping perf_width=48 groups_dir=$groups_dir pci_units=${pci_units:-} energy_metric=${energy_metric:-}"
+    echo "presets=${presets:-} prefetch=$prefetch energy_scale=$energy_scale $rapl"
 }
 energy_delta=204801   # counts of 2^-14 J: 12.50006103515625 J
 core_delta=123457
@@ -347,7 +387,7 @@ for cpu in "${cpus[@]}"; do
     w=$work/$cpu
     mkdir -p "$w/wrap" "$w/runs"
     if ! env_line=$(cpu_env "$cpu"); then
-        report FAIL "$cpu" "setup" "unknown CPU (zen3, skx, icx, skl)"
+        report FAIL "$cpu" "setup" "unknown CPU (known: $(cpu_table | awk '!/^#/ { printf "%s ", $1 }'))"
         continue
     fi
     ready+=("$cpu")
@@ -359,7 +399,14 @@ for cpu in "${cpus[@]}"; do
     set +f
     # shellcheck source=/dev/null
     source "$w/cpu.env"
-    "$rel/likwid-access" sim "$w/m" --cpu "$cpu" --cpus 2 >/dev/null
+    if ! "$rel/likwid-access" sim "$w/m" --cpu "$cpu" --cpus 2 >/dev/null; then
+        report FAIL "$cpu" "setup" "likwid-access sim --cpu $cpu failed"
+        unset 'ready[-1]'
+        continue
+    fi
+    family=$(awk -F: '/^cpu family/ { print $2 + 0; exit }' "$w/m/proc/cpuinfo")
+    model=$(awk -F: '/^model[ \t]*:/ { print $2 + 0; exit }' "$w/m/proc/cpuinfo")
+    printf 'family=%s\nmodel=%s\n' "$family" "$model" >>"$w/cpu.env"
     sed -e "s/^cpuid_info family = .*/cpuid_info family = $family/" \
         -e "s/^cpuid_info model = .*/cpuid_info model = $model/" \
         -e "s/^cpuid_info stepping = .*/cpuid_info stepping = $stepping/" \
@@ -408,11 +455,16 @@ for cpu in "${ready[@]}"; do
         fi
     done
 
-    if [[ -z $only_groups ]]; then
+    if [[ -z $only_groups && -n $energy_metric ]]; then
         # Item 2: the values LIKWID printed are the ones the measured program added.
         unit_bits=$(( (rapl_unit >> 8) & 0x1F ))
-        want_j=$(python3 -c "print($energy_delta / 2**$unit_bits)")
-        tol=$(python3 -c "print(1e-4 + 1 / 2**$unit_bits)")
+        if [[ $energy_scale == uj ]]; then
+            unit_j=$(python3 -c "print(2**$unit_bits / 1e6)")
+        else
+            unit_j=$(python3 -c "print(1 / 2**$unit_bits)")
+        fi
+        want_j=$(python3 -c "print($energy_delta * $unit_j)")
+        tol=$(python3 -c "print(1e-4 + $unit_j)")
         got=$(row_value "$w/runs/value-perfctr/out" "${energy_metric//_/ }" 3)
         check_close "$cpu" "value-perfctr-energy" "${energy_metric//_/ }" "${got:-none}" "$want_j" "$tol"
         got=$(row_value "$w/runs/value-perfctr/out" "$core_event" 4)
@@ -420,8 +472,9 @@ for cpu in "${ready[@]}"; do
         got=$(awk '/^Domain PKG:/ { pkg = 1 } pkg && /^Energy consumed:/ { print $3; exit }' \
             "$w/runs/value-powermeter/out")
         check_close "$cpu" "value-powermeter" "Energy consumed" "${got:-none}" "$want_j" "$tol"
-
-        if [[ $intel == 1 ]]; then
+    fi
+    if [[ -z $only_groups ]]; then
+        if [[ $prefetch == 1a4 ]]; then
             # likwid-features: each -d/-e changes exactly its prefetcher bit in MSR 0x1A4.
             i=0 expect=0 bit=0
             for pf in HW_PREFETCHER CL_PREFETCHER DCU_PREFETCHER IP_PREFETCHER; do
