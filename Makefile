@@ -10,7 +10,7 @@ DAEMON_PATH := $(PREFIX)/sbin/likwid-accessD
 # The library launches the daemon from where `make install` puts it.
 export LIKWID_ACCESS_DAEMON_PATH := $(DAEMON_PATH)
 
-.PHONY: all build header lint test rust-test c-test c-test-valgrind install-check demo install uninstall clean
+.PHONY: all build header lint test bench rust-test c-test c-test-valgrind install-check demo install uninstall clean
 
 all: build
 
@@ -42,6 +42,9 @@ test: likwid-test
 
 demo: build
 	c-tests/demo.sh
+
+bench: build
+	bench/bench.sh
 
 install: build
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/sbin \

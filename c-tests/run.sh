@@ -102,17 +102,24 @@ done
 for src in c-tests/test_*.f90; do
     all_tests+=("$(basename "$src" .f90)")
 done
+# Script tests (root, private mount namespaces): the daemon as LIKWID starts it, spoken to by a
+# LIKWID 5 client written from the protocol facts (wire_compat); setuid and setcap copies used
+# by unprivileged users (privilege); our library on Debian's likwid-accessD (on_likwid); the
+# same wire requests answered by both daemons (differential).
+SCRIPT_TESTS=(wire_compat privilege on_likwid differential)
 selected=()
 if [[ $# -gt 0 ]]; then
     for want in "$@"; do
         want=${want%.c}
         want=${want%.f90}
         want=${want#c-tests/}
-        [[ $want == test_* || $want == header_cxx || $want == wire_compat ]] || want=test_$want
+        [[ $want == test_* || $want == header_cxx || " ${SCRIPT_TESTS[*]} " == *" $want "* ]] || want=test_$want
         selected+=("$want")
     done
 else
-    selected=("${all_tests[@]}" header_cxx wire_compat)
+    selected=("${all_tests[@]}" header_cxx)
+    # Script tests run the daemon natively in mount namespaces; valgrind adds nothing there.
+    [[ $VALGRIND == 1 ]] || selected+=("${SCRIPT_TESTS[@]}")
 fi
 
 # If the library has a SONAME (e.g. liblikwid_access.so.0) that target/release
@@ -133,6 +140,9 @@ LDFLAGS=(-Ltarget/release -llikwid_access "-Wl,-rpath,$RPATH")
 sim_args() {
     case $1 in
         test_sparse_ids) echo "--cpu zen4 --cpu-list 0,3,7" ;;
+        test_many_cpus) echo "--cpu zen4 --cpus 256" ;;
+        test_pci) echo "--cpu skx --cpus 4 --sockets 2" ;;
+        test_pci_icx) echo "--cpu icx --cpus 4 --sockets 2" ;;
         *) echo "--cpu zen4 --cpus 8" ;;
     esac
 }
@@ -152,20 +162,28 @@ for name in "${selected[@]}"; do
         continue
     fi
 
-    # The daemon as LIKWID starts it, spoken to by a LIKWID 5 client written from the
-    # protocol facts, on the real paths inside a private mount namespace (compat.sh).
-    if [[ $name == wire_compat ]]; then
+    if [[ " ${SCRIPT_TESTS[*]} " == *" $name "* ]]; then
         rc=0
-        if "$CC" "${CFLAGS[@]}" -o "$BUILD/raw_likwid_client" c-tests/raw_likwid_client.c >"$log" 2>&1; then
-            timeout -k 10 "$TIMEOUT" c-tests/compat.sh "$BUILD/raw_likwid_client" "$DAEMON" >>"$log" 2>&1 </dev/null || rc=$?
-        else
-            rc=1
-        fi
+        case $name in
+            wire_compat)
+                "$CC" "${CFLAGS[@]}" -o "$BUILD/raw_likwid_client" c-tests/raw_likwid_client.c >"$log" 2>&1 &&
+                    timeout -k 10 "$TIMEOUT" c-tests/compat.sh "$BUILD/raw_likwid_client" "$DAEMON" >>"$log" 2>&1 </dev/null || rc=$?
+                ;;
+            privilege) timeout -k 10 "$TIMEOUT" c-tests/privilege.sh >"$log" 2>&1 </dev/null || rc=$? ;;
+            on_likwid)
+                "$CC" "${CFLAGS[@]}" -o "$BUILD/on_likwid" c-tests/on_likwid.c "${LDFLAGS[@]}" >"$log" 2>&1 &&
+                    timeout -k 10 "$TIMEOUT" c-tests/on_likwid.sh "$BUILD/on_likwid" "$DAEMON" >>"$log" 2>&1 </dev/null || rc=$?
+                ;;
+            differential)
+                "$CC" "${CFLAGS[@]}" -o "$BUILD/differential" c-tests/differential.c >"$log" 2>&1 &&
+                    timeout -k 10 "$TIMEOUT" c-tests/differential.sh "$BUILD/differential" "$DAEMON" >>"$log" 2>&1 </dev/null || rc=$?
+                ;;
+        esac
         [[ $VERBOSE == 1 && $rc == 0 ]] && show_log "$log"
         case $rc in
-            0) pass wire_compat ;;
-            77) skip wire_compat "$(grep -m1 '^SKIP:' "$log" | sed 's/^SKIP:[[:space:]]*//')" ;;
-            *) show_log "$log"; fail wire_compat "exit code $rc" ;;
+            0) pass "$name" ;;
+            77) skip "$name" "$(grep -m1 '^SKIP:' "$log" | sed 's/^SKIP:[[:space:]]*//')" ;;
+            *) show_log "$log"; fail "$name" "exit code $rc" ;;
         esac
         continue
     fi

@@ -1,7 +1,7 @@
 /*
  * test_startup_errors: the daemon cannot start.
  *   (a) LIKWID_ACCESSD=/nonexistent         -> HPMaddThread == -ENOENT
- *   (b) DIR/proc/cpuinfo claims an unknown CPU (AuthenticAMD family 16
+ *   (b) DIR/proc/cpuinfo claims an unknown CPU (AuthenticAMD family 20
  *       model 2)                             -> -ENOTSUP
  *   (c) DIR/dev/cpu is missing               -> -ENXIO
  * Each returns within 5 s, prints exactly one "likwid-access: " line to
@@ -71,7 +71,7 @@ static char *unknown_cpuinfo(const char *orig)
         }
         const char *repl = NULL;
         if (strcmp(key, "cpu family") == 0)
-            repl = "cpu family\t: 16";
+            repl = "cpu family\t: 20";
         else if (strcmp(key, "model") == 0)
             repl = "model\t\t: 2";
         else if (strcmp(key, "vendor_id") == 0)
@@ -167,10 +167,10 @@ int main(void)
     CHECK(orig != NULL, "cannot read %s: %s", cpuinfo, strerror(errno));
     if (orig) {
         char *mod = unknown_cpuinfo(orig);
-        CHECK(mod && strstr(mod, "cpu family\t: 16") != NULL,
+        CHECK(mod && strstr(mod, "cpu family\t: 20") != NULL,
               "could not rewrite 'cpu family' in %s", cpuinfo);
         if (mod && write_file(cpuinfo, mod, strlen(mod)) == 0) {
-            expect_start_failure("(b) unknown CPU family 16 model 2", -ENOTSUP);
+            expect_start_failure("(b) unknown CPU family 20 model 2", -ENOTSUP);
         } else {
             CHECK(0, "cannot write %s", cpuinfo);
         }

@@ -7,6 +7,21 @@
 #include <stdint.h>
 
 /*
+ `HPMBatchOp.op`: read the register into `data`.
+ */
+#define HPM_BATCH_READ 0
+
+/*
+ `HPMBatchOp.op`: write `data` to the register (write mask applied).
+ */
+#define HPM_BATCH_WRITE 1
+
+/*
+ Most operations one HPMbatch call takes.
+ */
+#define HPM_BATCH_MAX 65536
+
+/*
  LIKWID 3's access mode for accessClient_setaccessmode: the device files in-process.
  */
 #define DAEMON_AM_DIRECT 0
@@ -23,9 +38,45 @@
 #define DAEMON_AD_MSR 14
 
 /*
- Device index, as LIKWID's `PciDeviceIndex` (an int in C). Only MSR_DEV is served so far.
+ Device index, as LIKWID's `PciDeviceIndex` (an int in C), in LIKWID 5.2's numbering: MSR_DEV
+ for a hardware thread's MSRs, the PCI_* constants for uncore devices of its socket.
  */
 typedef int32_t PciDeviceIndex;
+
+/*
+ One operation of an HPMbatch call.
+ */
+typedef struct {
+  /*
+   Hardware thread, as for HPMread.
+   */
+  uint32_t cpu;
+  /*
+   Device, as for HPMread (MSR_DEV).
+   */
+  PciDeviceIndex dev;
+  /*
+   Register.
+   */
+  uint32_t reg;
+  /*
+   HPM_BATCH_READ or HPM_BATCH_WRITE.
+   */
+  uint32_t op;
+  /*
+   In: the value to write. Out: the value read.
+   */
+  uint64_t data;
+  /*
+   Out: 0 or a negative errno, exactly as HPMread/HPMwrite would return for this operation
+   (-EINVAL for an `op` that is neither read nor write).
+   */
+  int32_t result;
+  /*
+   Set to 0; reserved.
+   */
+  uint32_t reserved;
+} HPMBatchOp;
 
 /*
  Access mode, as LIKWID's `AccessMode` (an int in C).
@@ -51,6 +102,276 @@ typedef int32_t AccessMode;
  The model-specific registers of a hardware thread.
  */
 #define MSR_DEV 0
+
+/*
+ PciDeviceIndex 1 (LIKWID 5.2).
+ */
+#define PCI_R3QPI_DEVICE_LINK_0 1
+
+/*
+ PciDeviceIndex 2 (LIKWID 5.2).
+ */
+#define PCI_R3QPI_DEVICE_LINK_1 2
+
+/*
+ PciDeviceIndex 3 (LIKWID 5.2).
+ */
+#define PCI_R3QPI_DEVICE_LINK_2 3
+
+/*
+ PciDeviceIndex 4 (LIKWID 5.2).
+ */
+#define PCI_R2PCIE_DEVICE 4
+
+/*
+ PciDeviceIndex 5 (LIKWID 5.2).
+ */
+#define PCI_IMC_DEVICE_0_CH_0 5
+
+/*
+ PciDeviceIndex 6 (LIKWID 5.2).
+ */
+#define PCI_IMC_DEVICE_0_CH_1 6
+
+/*
+ PciDeviceIndex 7 (LIKWID 5.2).
+ */
+#define PCI_IMC_DEVICE_0_CH_2 7
+
+/*
+ PciDeviceIndex 8 (LIKWID 5.2).
+ */
+#define PCI_IMC_DEVICE_0_CH_3 8
+
+/*
+ PciDeviceIndex 9 (LIKWID 5.2).
+ */
+#define PCI_IMC_DEVICE_1_CH_0 9
+
+/*
+ PciDeviceIndex 10 (LIKWID 5.2).
+ */
+#define PCI_IMC_DEVICE_1_CH_1 10
+
+/*
+ PciDeviceIndex 11 (LIKWID 5.2).
+ */
+#define PCI_IMC_DEVICE_1_CH_2 11
+
+/*
+ PciDeviceIndex 12 (LIKWID 5.2).
+ */
+#define PCI_IMC_DEVICE_1_CH_3 12
+
+/*
+ PciDeviceIndex 13 (LIKWID 5.2).
+ */
+#define PCI_HA_DEVICE_0 13
+
+/*
+ PciDeviceIndex 14 (LIKWID 5.2).
+ */
+#define PCI_HA_DEVICE_1 14
+
+/*
+ PciDeviceIndex 15 (LIKWID 5.2).
+ */
+#define PCI_HA_DEVICE_2 15
+
+/*
+ PciDeviceIndex 16 (LIKWID 5.2).
+ */
+#define PCI_HA_DEVICE_3 16
+
+/*
+ PciDeviceIndex 17 (LIKWID 5.2).
+ */
+#define PCI_QPI_DEVICE_PORT_0 17
+
+/*
+ PciDeviceIndex 18 (LIKWID 5.2).
+ */
+#define PCI_QPI_DEVICE_PORT_1 18
+
+/*
+ PciDeviceIndex 19 (LIKWID 5.2).
+ */
+#define PCI_QPI_DEVICE_PORT_2 19
+
+/*
+ PciDeviceIndex 20 (LIKWID 5.2).
+ */
+#define PCI_QPI_MASK_DEVICE_PORT_0 20
+
+/*
+ PciDeviceIndex 21 (LIKWID 5.2).
+ */
+#define PCI_QPI_MASK_DEVICE_PORT_1 21
+
+/*
+ PciDeviceIndex 22 (LIKWID 5.2).
+ */
+#define PCI_QPI_MASK_DEVICE_PORT_2 22
+
+/*
+ PciDeviceIndex 23 (LIKWID 5.2).
+ */
+#define PCI_QPI_MISC_DEVICE_PORT_0 23
+
+/*
+ PciDeviceIndex 24 (LIKWID 5.2).
+ */
+#define PCI_QPI_MISC_DEVICE_PORT_1 24
+
+/*
+ PciDeviceIndex 25 (LIKWID 5.2).
+ */
+#define PCI_QPI_MISC_DEVICE_PORT_2 25
+
+/*
+ PciDeviceIndex 26 (LIKWID 5.2).
+ */
+#define PCI_IRP_DEVICE 26
+
+/*
+ PciDeviceIndex 27 (LIKWID 5.2).
+ */
+#define PCI_EDC0_UCLK_DEVICE 27
+
+/*
+ PciDeviceIndex 28 (LIKWID 5.2).
+ */
+#define PCI_EDC0_DCLK_DEVICE 28
+
+/*
+ PciDeviceIndex 29 (LIKWID 5.2).
+ */
+#define PCI_EDC1_UCLK_DEVICE 29
+
+/*
+ PciDeviceIndex 30 (LIKWID 5.2).
+ */
+#define PCI_EDC1_DCLK_DEVICE 30
+
+/*
+ PciDeviceIndex 31 (LIKWID 5.2).
+ */
+#define PCI_EDC2_UCLK_DEVICE 31
+
+/*
+ PciDeviceIndex 32 (LIKWID 5.2).
+ */
+#define PCI_EDC2_DCLK_DEVICE 32
+
+/*
+ PciDeviceIndex 33 (LIKWID 5.2).
+ */
+#define PCI_EDC3_UCLK_DEVICE 33
+
+/*
+ PciDeviceIndex 34 (LIKWID 5.2).
+ */
+#define PCI_EDC3_DCLK_DEVICE 34
+
+/*
+ PciDeviceIndex 35 (LIKWID 5.2).
+ */
+#define PCI_EDC4_UCLK_DEVICE 35
+
+/*
+ PciDeviceIndex 36 (LIKWID 5.2).
+ */
+#define PCI_EDC4_DCLK_DEVICE 36
+
+/*
+ PciDeviceIndex 37 (LIKWID 5.2).
+ */
+#define PCI_EDC5_UCLK_DEVICE 37
+
+/*
+ PciDeviceIndex 38 (LIKWID 5.2).
+ */
+#define PCI_EDC5_DCLK_DEVICE 38
+
+/*
+ PciDeviceIndex 39 (LIKWID 5.2).
+ */
+#define PCI_EDC6_UCLK_DEVICE 39
+
+/*
+ PciDeviceIndex 40 (LIKWID 5.2).
+ */
+#define PCI_EDC6_DCLK_DEVICE 40
+
+/*
+ PciDeviceIndex 41 (LIKWID 5.2).
+ */
+#define PCI_EDC7_UCLK_DEVICE 41
+
+/*
+ PciDeviceIndex 42 (LIKWID 5.2).
+ */
+#define PCI_EDC7_DCLK_DEVICE 42
+
+/*
+ PciDeviceIndex 43 (LIKWID 5.2).
+ */
+#define MMIO_IMC_DEVICE_0_CH_0 43
+
+/*
+ PciDeviceIndex 44 (LIKWID 5.2).
+ */
+#define MMIO_IMC_DEVICE_0_CH_1 44
+
+/*
+ PciDeviceIndex 45 (LIKWID 5.2).
+ */
+#define MMIO_IMC_DEVICE_1_CH_0 45
+
+/*
+ PciDeviceIndex 46 (LIKWID 5.2).
+ */
+#define MMIO_IMC_DEVICE_1_CH_1 46
+
+/*
+ PciDeviceIndex 47 (LIKWID 5.2).
+ */
+#define MMIO_IMC_DEVICE_2_CH_0 47
+
+/*
+ PciDeviceIndex 48 (LIKWID 5.2).
+ */
+#define MMIO_IMC_DEVICE_2_CH_1 48
+
+/*
+ PciDeviceIndex 49 (LIKWID 5.2).
+ */
+#define MMIO_IMC_DEVICE_3_CH_0 49
+
+/*
+ PciDeviceIndex 50 (LIKWID 5.2).
+ */
+#define MMIO_IMC_DEVICE_3_CH_1 50
+
+/*
+ PciDeviceIndex 51 (LIKWID 5.2).
+ */
+#define MMIO_IMC_DEVICE_0_FREERUN 51
+
+/*
+ PciDeviceIndex 52 (LIKWID 5.2).
+ */
+#define MMIO_IMC_DEVICE_1_FREERUN 52
+
+/*
+ PciDeviceIndex 53 (LIKWID 5.2).
+ */
+#define MMIO_IMC_DEVICE_2_FREERUN 53
+
+/*
+ PciDeviceIndex 54 (LIKWID 5.2).
+ */
+#define MMIO_IMC_DEVICE_3_FREERUN 54
 
 #ifdef __cplusplus
 extern "C" {
@@ -106,6 +427,25 @@ int32_t HPMwrite(uint32_t cpu_id, PciDeviceIndex dev, uint32_t reg, uint64_t dat
  1 when device `dev` on `cpu_id` can be accessed, else 0.
  */
 int32_t HPMcheck(PciDeviceIndex dev, uint32_t cpu_id);
+
+/*
+ Executes `count` operations in order, in one round trip to likwid-accessD (against LIKWID's
+ own daemon, one record each). Each operation gets its own `result`; a denied or failed
+ operation does not stop the others. Returns the number of operations whose result is not
+ 0, or a negative errno for the call as a whole: -EFAULT for NULL `ops` with a count,
+ -E2BIG for more than HPM_BATCH_MAX operations, -ENOTCONN when the daemon is gone (then no
+ result is valid).
+
+ # Safety
+ `ops` must be NULL (with `count` 0) or point to `count` writable HPMBatchOp.
+ */
+int32_t HPMbatch(HPMBatchOp *ops, uint32_t count);
+
+/*
+ The pid of the likwid-accessD serving this process (for monitoring: its memory, its
+ log lines), or 0 when none does (not started yet, direct mode, finalized).
+ */
+int32_t HPMdaemonPid(void);
 
 /*
  Selects how later accessClient_init/msr_read reach the registers: DAEMON_AM_ACCESS_D

@@ -1,10 +1,12 @@
 //! The one request path: lock, bounds, policy, device. The daemon and the library's direct
 //! mode both execute every access here, so each rule is enforced in exactly one place.
 
+use crate::device::pci::{PciConfig, PciDevices};
 use crate::device::{MsrDevices, RegisterDevice};
 use crate::error::{AccessError, StartError};
 use crate::lock::LockWatch;
-use crate::policy::{apply_mask, parse_cpuinfo, CpuModel, Policy, WriteRule};
+use crate::policy::pci::{Generation, Numbering, PciRule};
+use crate::policy::{apply_mask, cpu_sockets, parse_cpuinfo, CpuModel, Policy, WriteRule};
 use crate::root::Root;
 use crate::site;
 use crate::wire::MSR_DEV;
@@ -27,20 +29,56 @@ pub struct Engine {
     policy: Policy,
     msrs: MsrDevices,
     lock: LockWatch,
+    /// The uncore devices (Intel servers), their generation, and how clients number them.
+    pci: PciDevices,
+    generation: Option<&'static Generation>,
+    numbering: Numbering,
+    /// (hardware thread, socket) of every CPU, from `/proc/cpuinfo`.
+    sockets: Vec<(u32, u32)>,
 }
 
-/// The built-in policy for the machine under `root`, from its `/proc/cpuinfo`.
-fn builtin_policy(root: &Root) -> Result<Policy, StartError> {
+/// A PCI config register of a fixed width, seen as a register device.
+struct PciRegister<'a> {
+    config: &'a PciConfig,
+    width: u8,
+}
+
+impl RegisterDevice for PciRegister<'_> {
+    fn read(&self, reg: u32) -> std::io::Result<u64> {
+        self.config.read(reg, self.width)
+    }
+
+    fn write(&self, reg: u32, value: u64) -> std::io::Result<()> {
+        self.config.write(reg, self.width, value)
+    }
+}
+
+/// A PCI register rule as a write decision: mask 0 read-only, all bits of its width a plain write.
+fn pci_write_rule(rule: &PciRule) -> WriteRule {
+    let all = if rule.width == 8 { u64::MAX } else { u64::from(u32::MAX) };
+    match rule.write_mask {
+        0 => WriteRule::Unchanged,
+        m if m == all => WriteRule::Masked(u64::MAX),
+        m => WriteRule::Masked(m),
+    }
+}
+
+/// The CPU model of the machine under `root`, from its `/proc/cpuinfo`.
+fn cpu_model(root: &Root) -> Result<&'static CpuModel, StartError> {
     let path = root.cpuinfo();
     let unsupported = |why: String| StartError::new(libc::ENOTSUP, why);
     let text =
         std::fs::read_to_string(&path).map_err(|e| unsupported(format!("cannot read {}: {e}", path.display())))?;
     let id = parse_cpuinfo(&text)
         .ok_or_else(|| unsupported(format!("{} names no vendor, family and model", path.display())))?;
-    let model = CpuModel::for_identity(&id).ok_or_else(|| {
+    CpuModel::for_identity(&id).ok_or_else(|| {
         unsupported(format!("unsupported CPU ({id}): no register policy for it, so all access is refused"))
-    })?;
-    Ok(Policy::builtin(model))
+    })
+}
+
+/// The built-in policy for the machine under `root`.
+fn builtin_policy(root: &Root) -> Result<Policy, StartError> {
+    cpu_model(root).map(Policy::builtin)
 }
 
 /// The effective policy under `root`: the site allowlist if the administrator installed one,
@@ -80,8 +118,9 @@ fn store(dev: &dyn RegisterDevice, rule: WriteRule, reg: u32, value: u64) -> Res
 }
 
 impl Engine {
-    /// Checks the lock, picks the policy and opens every CPU's device, in LIKWID's order.
-    pub fn open(root: &Root, real_uid: u32) -> Result<Engine, StartError> {
+    /// Checks the lock, picks the policy and opens every CPU's device and every uncore
+    /// device, in LIKWID's order. `numbering` is how clients number PCI devices.
+    pub fn open(root: &Root, real_uid: u32, numbering: Numbering) -> Result<Engine, StartError> {
         let mut lock = LockWatch::new(root.lock_file(), real_uid);
         if lock.locked() {
             return Err(StartError::new(
@@ -94,7 +133,43 @@ impl Engine {
         }
         let policy = policy_for(root)?;
         let msrs = MsrDevices::open_all(root)?;
-        Ok(Engine { policy, msrs, lock })
+        let generation = cpu_model(root).ok().and_then(|m| Generation::for_model(m.name));
+        let pci = PciDevices::open_all(root, generation);
+        let cpuinfo = std::fs::read_to_string(root.cpuinfo()).unwrap_or_default();
+        let known = cpu_sockets(&cpuinfo);
+        let socket_of = |cpu: u32| known.iter().find(|(c, _)| *c == cpu).map_or(0, |(_, s)| *s);
+        let sockets = msrs.cpu_ids().into_iter().map(|cpu| (cpu, socket_of(cpu))).collect();
+        Ok(Engine { policy, msrs, lock, pci, generation, numbering, sockets })
+    }
+
+    /// (hardware thread, socket) of every CPU served.
+    pub fn sockets(&self) -> &[(u32, u32)] {
+        &self.sockets
+    }
+
+    /// The uncore devices served, as (socket, PciDeviceIndex name).
+    pub fn pci_devices(&self) -> impl Iterator<Item = (u32, &str)> {
+        self.pci.list()
+    }
+
+    /// An engine for `cpu` alone, sharing this one's open device and policy: what a worker
+    /// thread pinned to that CPU executes with.
+    pub fn for_cpu(&self, cpu: u32) -> std::io::Result<Engine> {
+        Ok(Engine {
+            policy: self.policy.clone(),
+            msrs: self.msrs.only(cpu)?,
+            lock: self.lock.clone(),
+            pci: PciDevices::default(),
+            generation: None,
+            numbering: self.numbering,
+            sockets: Vec::new(),
+        })
+    }
+
+    /// True when a read on another CPU would cost an inter-processor interrupt (kernel msr
+    /// driver), so pinned workers pay off.
+    pub fn on_kernel_devices(&self) -> bool {
+        self.msrs.any_kernel_device()
     }
 
     pub fn cpus(&self) -> Vec<u32> {
@@ -112,6 +187,19 @@ impl Engine {
         self.unlocked_device(cpu, device)
     }
 
+    /// The uncore device `device` (a PciDeviceIndex) of `socket` and the rule for `reg` on it.
+    fn pci_register(
+        &self,
+        socket: u32,
+        device: i32,
+        reg: u32,
+    ) -> Result<(PciRegister<'_>, Option<&PciRule>), AccessError> {
+        let name = self.numbering.name(device).filter(|_| device != MSR_DEV).ok_or(AccessError::NoDevice)?;
+        let (kind, config) = self.pci.get(socket, name).ok_or(AccessError::NoDevice)?;
+        let rule = self.generation.and_then(|g| g.rule(kind, reg));
+        Ok((PciRegister { config, width: rule.map_or(4, |r| r.width) }, rule))
+    }
+
     fn unlocked_device(&self, cpu: u32, device: i32) -> Result<&dyn RegisterDevice, AccessError> {
         if device != MSR_DEV {
             return Err(AccessError::NoDevice);
@@ -119,12 +207,26 @@ impl Engine {
         Ok(self.msrs.get(cpu).ok_or(AccessError::NoDevice)?)
     }
 
-    /// Whether `device` on `cpu` can be used.
+    /// Whether `device` on `cpu` (a socket for PCI devices) can be used.
     pub fn check(&mut self, cpu: u32, device: i32) -> Result<(), AccessError> {
+        if device != MSR_DEV {
+            if self.lock.locked() {
+                return Err(AccessError::Locked);
+            }
+            return self.pci_register(cpu, device, 0).map(|_| ());
+        }
         self.device(cpu, device).map(|_| ())
     }
 
     pub fn read(&mut self, cpu: u32, device: i32, reg: u32) -> Result<u64, AccessError> {
+        if device != MSR_DEV {
+            if self.lock.locked() {
+                return Err(AccessError::Locked);
+            }
+            let (register, rule) = self.pci_register(cpu, device, reg)?;
+            rule.ok_or(AccessError::Denied { reg, write: false })?;
+            return register.read(reg).map_err(io_error);
+        }
         let readable = self.policy.may_read(reg);
         let dev = self.device(cpu, device)?;
         if !readable {
@@ -134,14 +236,29 @@ impl Engine {
     }
 
     pub fn write(&mut self, cpu: u32, device: i32, reg: u32, value: u64) -> Result<Written, AccessError> {
+        if device != MSR_DEV {
+            if self.lock.locked() {
+                return Err(AccessError::Locked);
+            }
+            return self.pci_store(cpu, device, reg, value);
+        }
         let rule = self.policy.write_rule(reg);
         let dev = self.device(cpu, device)?;
         store(dev, rule, reg, value)
     }
 
+    fn pci_store(&self, socket: u32, device: i32, reg: u32, value: u64) -> Result<Written, AccessError> {
+        let (register, rule) = self.pci_register(socket, device, reg)?;
+        let rule = rule.map_or(WriteRule::Denied, pci_write_rule);
+        store(&register, rule, reg, value)
+    }
+
     /// Puts back a value a session overwrote. Ignores the lock (the registers go back to what
     /// they were before the session, whoever holds the lock now) but not the write masks.
     pub fn restore(&mut self, cpu: u32, device: i32, reg: u32, value: u64) -> Result<(), AccessError> {
+        if device != MSR_DEV {
+            return self.pci_store(cpu, device, reg, value).map(|_| ());
+        }
         let rule = self.policy.write_rule(reg);
         let dev = self.unlocked_device(cpu, device)?;
         store(dev, rule, reg, value).map(|_| ())

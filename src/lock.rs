@@ -17,8 +17,9 @@ pub fn is_locked(path: &std::path::Path, real_uid: u32) -> bool {
 /// How stale a lock answer may get: a lock taken mid-session applies within this.
 pub const RECHECK: Duration = Duration::from_millis(250);
 
-/// The lock state, re-read at most every `RECHECK` so the request path stays cheap.
-#[derive(Debug)]
+/// The lock state, re-read at most every `RECHECK` so the request path stays cheap. A clone
+/// watches the same file on its own clock.
+#[derive(Debug, Clone)]
 pub struct LockWatch {
     path: PathBuf,
     real_uid: u32,

@@ -57,6 +57,10 @@ impl Root {
         self.join("proc/cpuinfo")
     }
 
+    pub fn pci_devices(&self) -> PathBuf {
+        self.join("sys/bus/pci/devices")
+    }
+
     pub fn lock_file(&self) -> PathBuf {
         self.join("var/run/likwid.lock")
     }

@@ -5,6 +5,7 @@
 //! daemon then refuses to serve rather than fall back to a policy the admin did not intend.
 
 use crate::error::StartError;
+use crate::policy::pci::Numbering;
 use crate::root::Root;
 use std::fs::File;
 use std::io::Read;
@@ -14,6 +15,8 @@ use std::path::{Path, PathBuf};
 pub const SITE_DIR: &str = "etc/likwid-access";
 pub const ALLOWLIST: &str = "msr-allowlist";
 pub const READ_ONLY: &str = "read-only";
+/// `5.2`, `5.3` or `5.4`: how unmodified LIKWID clients on this node number PCI devices.
+pub const PCI_NUMBERING: &str = "pci-numbering";
 /// A site file larger than this is not an allowlist anyone can review.
 const MAX_LEN: u64 = 1 << 20;
 
@@ -22,6 +25,8 @@ pub struct Site {
     /// Path and text of the site allowlist, when one is installed.
     pub allowlist: Option<(PathBuf, String)>,
     pub read_only: bool,
+    /// The PciDeviceIndex numbering LIKWID clients use here, when the admin set it.
+    pub pci_numbering: Option<Numbering>,
 }
 
 fn untrusted(path: &Path, why: &str) -> StartError {
@@ -80,5 +85,34 @@ pub fn load(root: &Root) -> Result<Site, StartError> {
         None => None,
     };
     let read_only = open_trusted(&dir.join(READ_ONLY))?.is_some();
-    Ok(Site { allowlist, read_only })
+    let numbering_path = dir.join(PCI_NUMBERING);
+    let pci_numbering = match open_trusted(&numbering_path)? {
+        Some(mut file) => {
+            let mut text = String::new();
+            file.read_to_string(&mut text).map_err(|e| untrusted(&numbering_path, &e.to_string()))?;
+            Some(Numbering::parse(&text).ok_or_else(|| untrusted(&numbering_path, "want `5.2`, `5.3` or `5.4`"))?)
+        }
+        None => None,
+    };
+    Ok(Site { allowlist, read_only, pci_numbering })
+}
+
+/// The numbering an unmodified LIKWID client on this node speaks: the admin's choice, else
+/// that of the LIKWID library installed on the host (Debian bookworm ships 5.2.2), else 5.4's.
+pub fn likwid_client_numbering(root: &Root) -> Numbering {
+    if let Ok(Site { pci_numbering: Some(n), .. }) = load(root) {
+        return n;
+    }
+    let installed = |version: &str| {
+        ["usr/lib/x86_64-linux-gnu", "usr/lib64", "usr/lib", "usr/local/lib"]
+            .iter()
+            .any(|dir| Path::new("/").join(dir).join(format!("liblikwid.so.{version}")).exists())
+    };
+    if installed("5.2") {
+        Numbering::Likwid52
+    } else if installed("5.3") {
+        Numbering::Likwid53
+    } else {
+        Numbering::Likwid54
+    }
 }

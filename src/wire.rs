@@ -17,6 +17,15 @@ pub const TYPE_EXIT: i32 = 3;
 /// Our extension: the greeting our daemon sends first on a private channel. Never sent to a
 /// LIKWID client (they connect through `/tmp/likwid-<pid>` and get no greeting).
 pub const TYPE_HELLO: i32 = 0x4C41_0001;
+/// Our extension, private channel only: a header whose `cpu` counts the request records that
+/// follow it. The reply is a header with the same count, then one reply per request, in order.
+pub const TYPE_BATCH: i32 = 0x4C41_0002;
+
+/// Capability bits in the greeting's `data`.
+pub const CAP_BATCH: u64 = 1;
+/// Most requests one batch may carry (msr-safe's batch limit is 30 000): bounds the daemon's
+/// buffer to 2 MiB however large a count a client claims.
+pub const MAX_BATCH: u32 = 65_536;
 
 /// Reply codes (LIKWID 5 `AccessErrorType`).
 pub const ERR_NOERROR: i32 = 0;
@@ -44,7 +53,7 @@ pub fn code_name(code: i32) -> &'static str {
 }
 
 /// Version of our private-channel protocol, carried in the greeting's `reg`.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Upper bound on a greeting payload (error text or CPU list), so a client never allocates
 /// what a broken peer claims.
 pub const MAX_GREETING_PAYLOAD: u32 = 1 << 20;
@@ -118,28 +127,45 @@ impl Kind {
 
 /// The greeting our daemon sends on a private channel before anything else: `errorcode` is 0
 /// (ready) or a positive errno saying why it cannot serve; `cpu` is the payload length. The
-/// payload is the CPU ids present (u32 each) when ready, else a one-line UTF-8 reason.
+/// payload is the CPUs present as (hardware thread, socket) u32 pairs when ready, else a
+/// one-line UTF-8 reason.
 pub fn greeting(errno: i32, payload_len: usize) -> Record {
     Record {
         cpu: payload_len as u32,
         reg: PROTOCOL_VERSION,
-        data: 0,
+        data: if errno == 0 { CAP_BATCH } else { 0 },
         device: MSR_DEV,
         kind: TYPE_HELLO,
         errorcode: errno,
     }
 }
 
-/// CPU ids as a greeting payload.
-pub fn encode_cpu_list(cpus: &[u32]) -> Vec<u8> {
-    cpus.iter().flat_map(|c| c.to_ne_bytes()).collect()
+/// The header of a batch of `count` records (request or reply).
+pub fn batch_header(count: u32, errorcode: i32) -> Record {
+    Record { cpu: count, reg: 0, data: 0, device: MSR_DEV, kind: TYPE_BATCH, errorcode }
 }
 
-pub fn decode_cpu_list(payload: &[u8]) -> Option<Vec<u32>> {
-    if payload.len() % 4 != 0 {
+/// Records back to back, as a batch carries them.
+pub fn encode_records(records: &[Record]) -> Vec<u8> {
+    records.iter().flat_map(|r| r.encode()).collect()
+}
+
+/// The records in `bytes` (a multiple of RECORD_LEN).
+pub fn decode_records(bytes: &[u8]) -> Vec<Record> {
+    bytes.chunks_exact(RECORD_LEN).map(|c| Record::decode(c.try_into().unwrap())).collect()
+}
+
+/// (hardware thread, socket) pairs as a greeting payload.
+pub fn encode_cpu_list(cpus: &[(u32, u32)]) -> Vec<u8> {
+    cpus.iter().flat_map(|(c, s)| c.to_ne_bytes().into_iter().chain(s.to_ne_bytes())).collect()
+}
+
+pub fn decode_cpu_list(payload: &[u8]) -> Option<Vec<(u32, u32)>> {
+    if payload.len() % 8 != 0 {
         return None;
     }
-    Some(payload.chunks_exact(4).map(|c| u32::from_ne_bytes(c.try_into().unwrap())).collect())
+    let word = |b: &[u8]| u32::from_ne_bytes(b.try_into().unwrap());
+    Some(payload.chunks_exact(8).map(|c| (word(&c[..4]), word(&c[4..]))).collect())
 }
 
 #[cfg(test)]
@@ -168,9 +194,19 @@ mod tests {
     }
 
     #[test]
+    fn batch_records_round_trip_in_order() {
+        let recs: Vec<Record> =
+            (0..5).map(|i| Record::request(TYPE_READ, i, MSR_DEV, 0x10 + i, u64::from(i))).collect();
+        let bytes = encode_records(&recs);
+        assert_eq!(bytes.len(), 5 * RECORD_LEN);
+        assert_eq!(decode_records(&bytes), recs);
+        assert_eq!(batch_header(7, 0).cpu, 7);
+    }
+
+    #[test]
     fn cpu_list_round_trips_and_rejects_ragged_payload() {
-        let cpus = [0, 3, 7, 255];
+        let cpus = [(0, 0), (3, 0), (7, 1), (255, 1)];
         assert_eq!(decode_cpu_list(&encode_cpu_list(&cpus)).unwrap(), cpus);
-        assert_eq!(decode_cpu_list(&[1, 2, 3]), None);
+        assert_eq!(decode_cpu_list(&[1, 2, 3, 4]), None);
     }
 }

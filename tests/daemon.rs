@@ -23,7 +23,7 @@ fn machine(name: &str, model: &str, cpus: &[u32]) -> PathBuf {
 fn spawn(root: &Path) -> (UnixStream, Child) {
     let (ours, theirs) = UnixStream::pair().unwrap();
     let child = Command::new(DAEMON)
-        .arg("--channel=stdin")
+        .args(["--channel=stdin", "--pci-numbering=5.2"])
         .env_clear()
         .env("LIKWID_ACCESS_ROOT", root)
         .stdin(Stdio::from(OwnedFd::from(theirs)))
@@ -56,7 +56,7 @@ fn greeting_lists_non_consecutive_cpus_and_hostile_records_get_errors() {
     let (mut s, mut child) = spawn(&root);
     let (hello, payload) = greeting(&mut s);
     assert_eq!(hello.errorcode, 0, "{}", String::from_utf8_lossy(&payload));
-    assert_eq!(wire::decode_cpu_list(&payload).unwrap(), vec![0, 4, 9]);
+    assert_eq!(wire::decode_cpu_list(&payload).unwrap(), vec![(0, 0), (4, 0), (9, 0)]);
 
     let w = ask(&mut s, wire::TYPE_WRITE, 9, 0, CTR0, 0xFFFF_0000_1234);
     assert_eq!((w.errorcode, w.data), (wire::ERR_NOERROR, 0));
@@ -88,12 +88,12 @@ fn greeting_lists_non_consecutive_cpus_and_hostile_records_get_errors() {
 fn daemon_that_cannot_serve_says_why_in_its_greeting() {
     let root = machine("unsupported", "zen4", &[0]);
     let info = std::fs::read_to_string(root.join("proc/cpuinfo")).unwrap();
-    std::fs::write(root.join("proc/cpuinfo"), info.replace("cpu family\t: 25", "cpu family\t: 16")).unwrap();
+    std::fs::write(root.join("proc/cpuinfo"), info.replace("cpu family\t: 25", "cpu family\t: 20")).unwrap();
     let (mut s, mut child) = spawn(&root);
     let (hello, payload) = greeting(&mut s);
     let text = String::from_utf8(payload).unwrap();
     assert_eq!(hello.errorcode, libc::ENOTSUP, "{text}");
-    assert!(text.contains("unsupported CPU") && text.contains("family 0x10"), "{text}");
+    assert!(text.contains("unsupported CPU") && text.contains("family 0x14"), "{text}");
     assert!(!child.wait().unwrap().success());
     std::fs::remove_dir_all(&root).unwrap();
 }
@@ -115,4 +115,33 @@ fn unknown_arguments_are_refused() {
     let out = Command::new(DAEMON).arg("--root=/tmp").env_clear().output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown argument `--root=/tmp`"));
+}
+
+#[test]
+fn greeting_announces_batches_and_an_oversized_batch_ends_the_session() {
+    let root = machine("batch", "zen4", &[0, 1]);
+    let (mut s, mut child) = spawn(&root);
+    let (hello, _) = greeting(&mut s);
+    assert_eq!(hello.data & wire::CAP_BATCH, wire::CAP_BATCH);
+    let reqs = [Record::request(wire::TYPE_WRITE, 1, 0, CTR0, 42), Record::request(wire::TYPE_READ, 1, 0, CTR0, 0)];
+    let mut frame = wire::batch_header(2, 0).encode().to_vec();
+    frame.extend_from_slice(&wire::encode_records(&reqs));
+    s.write_all(&frame).unwrap();
+    let mut b = [0u8; RECORD_LEN * 3];
+    s.read_exact(&mut b).unwrap();
+    let replies = wire::decode_records(&b);
+    assert_eq!((replies[0].kind, replies[0].cpu), (wire::TYPE_BATCH, 2));
+    assert_eq!((replies[2].errorcode, replies[2].data), (wire::ERR_NOERROR, 42));
+
+    s.write_all(&wire::batch_header(wire::MAX_BATCH + 1, 0).encode()).unwrap();
+    let mut h = [0u8; RECORD_LEN];
+    s.read_exact(&mut h).unwrap();
+    assert_eq!(Record::decode(&h).errorcode, wire::ERR_UNKNOWN);
+    assert_eq!(s.read(&mut h).unwrap(), 0, "the daemon closes the session");
+    assert!(!child.wait().unwrap().success());
+    let store = std::fs::File::open(root.join("dev/cpu/1/msr")).unwrap();
+    let mut v = [0u8; 8];
+    std::os::unix::fs::FileExt::read_exact_at(&store, &mut v, 8 * u64::from(CTR0)).unwrap();
+    assert_eq!(u64::from_le_bytes(v), 0, "the session's write was restored");
+    std::fs::remove_dir_all(&root).unwrap();
 }

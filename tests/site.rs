@@ -4,6 +4,7 @@
 
 use likwid_access::engine::{policy_for, Engine};
 use likwid_access::error::AccessError;
+use likwid_access::policy::pci::Numbering;
 use likwid_access::policy::CpuModel;
 use likwid_access::root::Root;
 use std::os::unix::fs::PermissionsExt;
@@ -39,7 +40,7 @@ impl Machine {
     }
 
     fn engine(&self) -> Engine {
-        Engine::open(&self.root(), nix::unistd::getuid().as_raw()).unwrap()
+        Engine::open(&self.root(), nix::unistd::getuid().as_raw(), Numbering::Likwid52).unwrap()
     }
 }
 
@@ -91,7 +92,7 @@ fn site_policy_serves_a_cpu_without_builtin_table() {
     }
     let m = Machine::new("unknown-cpu");
     let info = std::fs::read_to_string(m.0.join("proc/cpuinfo")).unwrap();
-    std::fs::write(m.0.join("proc/cpuinfo"), info.replace("cpu family\t: 25", "cpu family\t: 16")).unwrap();
+    std::fs::write(m.0.join("proc/cpuinfo"), info.replace("cpu family\t: 25", "cpu family\t: 20")).unwrap();
     assert_eq!(policy_for(&m.root()).unwrap_err().errno, libc::ENOTSUP);
     m.install("msr-allowlist", "0xC0010201 0xFFFFFFFFFFFF\n", 0o600);
     m.engine().write(0, 0, CTR0, 9).unwrap();
@@ -101,7 +102,7 @@ fn refused(m: &Machine, want: &str) {
     let e = policy_for(&m.root()).unwrap_err();
     assert_eq!(e.errno, libc::EACCES, "{}", e.message);
     assert!(e.message.contains(want), "{}", e.message);
-    let e = Engine::open(&m.root(), 0).err().expect("no engine on an untrusted site policy");
+    let e = Engine::open(&m.root(), 0, Numbering::Likwid52).err().expect("no engine on an untrusted site policy");
     assert!(e.message.contains("refused"), "{}", e.message);
 }
 

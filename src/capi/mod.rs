@@ -16,7 +16,8 @@ pub const ACCESSMODE_DIRECT: AccessMode = 0;
 /// Access through likwid-accessD (the default).
 pub const ACCESSMODE_DAEMON: AccessMode = 1;
 
-/// Device index, as LIKWID's `PciDeviceIndex` (an int in C). Only MSR_DEV is served so far.
+/// Device index, as LIKWID's `PciDeviceIndex` (an int in C), in LIKWID 5.2's numbering: MSR_DEV
+/// for a hardware thread's MSRs, the PCI_* constants for uncore devices of its socket.
 pub type PciDeviceIndex = i32;
 /// The model-specific registers of a hardware thread.
 pub const MSR_DEV: PciDeviceIndex = 0;
@@ -34,12 +35,12 @@ fn status(result: Result<(), ClientError>) -> i32 {
 /// ACCESSMODE_DIRECT. Other values are refused with a message and change nothing.
 #[no_mangle]
 pub extern "C" fn HPMmode(mode: i32) {
-    guard((), || {
-        match mode {
+    guard((), || match mode {
         ACCESSMODE_DIRECT => client::set_mode(Mode::Direct),
         ACCESSMODE_DAEMON => client::set_mode(Mode::Daemon),
-        other => eprintln!("likwid-access: HPMmode({other}): only ACCESSMODE_DIRECT (0) and ACCESSMODE_DAEMON (1) are provided"),
-    }
+        other => eprintln!(
+            "likwid-access: HPMmode({other}): only ACCESSMODE_DIRECT (0) and ACCESSMODE_DAEMON (1) are provided"
+        ),
     })
 }
 
@@ -81,12 +82,7 @@ pub extern "C" fn HPMfinalize() {
 /// # Safety
 /// `data` must be NULL or point to writable memory for one uint64_t.
 #[no_mangle]
-pub unsafe extern "C" fn HPMread(
-    cpu_id: u32,
-    dev: PciDeviceIndex,
-    reg: u32,
-    data: *mut u64,
-) -> i32 {
+pub unsafe extern "C" fn HPMread(cpu_id: u32, dev: PciDeviceIndex, reg: u32, data: *mut u64) -> i32 {
     guard(-libc::EFAULT, || {
         if data.is_null() {
             return -libc::EFAULT;
@@ -106,9 +102,7 @@ pub unsafe extern "C" fn HPMread(
 /// write mask keep their value. Return values as HPMread.
 #[no_mangle]
 pub extern "C" fn HPMwrite(cpu_id: u32, dev: PciDeviceIndex, reg: u32, data: u64) -> i32 {
-    guard(-libc::EFAULT, || {
-        status(client::write(cpu_id, dev, reg, data))
-    })
+    guard(-libc::EFAULT, || status(client::write(cpu_id, dev, reg, data)))
 }
 
 /// 1 when device `dev` on `cpu_id` can be accessed, else 0.
@@ -117,4 +111,9 @@ pub extern "C" fn HPMcheck(dev: PciDeviceIndex, cpu_id: u32) -> i32 {
     guard(0, || i32::from(client::check(dev, cpu_id)))
 }
 
+mod ext;
 mod likwid3;
+mod pci_index;
+
+pub use ext::{HPMBatchOp, HPM_BATCH_MAX, HPM_BATCH_READ, HPM_BATCH_WRITE};
+pub use pci_index::*;

@@ -1,9 +1,9 @@
 //! One connection to a daemon we launched: request/reply with bounded waits and no SIGPIPE.
 
-use crate::error::{AccessError, StartError};
 use super::handshake::{handshake, Flavor};
+use crate::error::{AccessError, StartError};
 use crate::wire::{self, Record, RECORD_LEN};
-use nix::sys::socket::{send, MsgFlags};
+use nix::sys::socket::{getsockopt, send, sockopt, MsgFlags};
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
@@ -39,7 +39,9 @@ fn send_all(stream: &UnixStream, mut buf: &[u8]) -> io::Result<()> {
 pub(super) fn describe(e: &io::Error) -> String {
     match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "no reply within the timeout".into(),
-        io::ErrorKind::UnexpectedEof => "the daemon closed the connection".into(),
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => {
+            "the daemon closed the connection".into()
+        }
         _ => e.to_string(),
     }
 }
@@ -47,7 +49,11 @@ pub(super) fn describe(e: &io::Error) -> String {
 impl Connection {
     /// Takes a freshly spawned daemon through the start-up handshake: its CPU list, or why
     /// it cannot serve (the daemon is reaped then).
-    pub fn establish(ours: UnixStream, mut child: Child, secure: bool) -> Result<(Connection, Vec<u32>), StartError> {
+    pub fn establish(
+        ours: UnixStream,
+        mut child: Child,
+        secure: bool,
+    ) -> Result<(Connection, Vec<(u32, u32)>), StartError> {
         match handshake(ours, &mut child, secure) {
             Ok((stream, cpus, flavor)) => {
                 let _ = stream.set_read_timeout(Some(REPLY_TIMEOUT));
@@ -66,8 +72,13 @@ impl Connection {
         self.flavor
     }
 
+    /// The process serving this connection: the daemon we spawned, or for LIKWID's daemon,
+    /// which detaches, the listener on its socket.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        match self.flavor {
+            Flavor::Ours { .. } => self.child.id(),
+            Flavor::Likwid => getsockopt(&self.stream, sockopt::PeerCredentials).map_or(0, |c| c.pid() as u32),
+        }
     }
 
     /// One request, one reply.
@@ -87,10 +98,49 @@ impl Connection {
         }
     }
 
+    /// Whether the daemon executes batches (ours does; LIKWID's does not).
+    pub fn batches(&self) -> bool {
+        matches!(self.flavor, Flavor::Ours { capabilities } if capabilities & wire::CAP_BATCH != 0)
+    }
+
+    /// Many requests, one round trip: replies come back in request order.
+    pub fn batch(&mut self, reqs: &[Record]) -> Result<Vec<Record>, AccessError> {
+        if let Some(why) = &self.broken {
+            return Err(AccessError::Channel(why.clone()));
+        }
+        let count = u32::try_from(reqs.len()).ok().filter(|n| *n <= wire::MAX_BATCH);
+        let count = count
+            .ok_or_else(|| AccessError::Channel(format!("batch of {} exceeds {}", reqs.len(), wire::MAX_BATCH)))?;
+        let mut frame = wire::batch_header(count, wire::ERR_OPENFAIL).encode().to_vec();
+        frame.extend_from_slice(&wire::encode_records(reqs));
+        let result = send_all(&self.stream, &frame).and_then(|()| {
+            let mut header = [0u8; RECORD_LEN];
+            (&self.stream).read_exact(&mut header)?;
+            let header = Record::decode(&header);
+            if header.kind != wire::TYPE_BATCH || header.cpu != count || header.errorcode != wire::ERR_NOERROR {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "batch reply header does not match"));
+            }
+            let mut body = vec![0u8; reqs.len() * RECORD_LEN];
+            (&self.stream).read_exact(&mut body)?;
+            Ok(wire::decode_records(&body))
+        });
+        match result {
+            Ok(replies)
+                if replies.iter().zip(reqs).all(|(a, q)| a.cpu == q.cpu && a.reg == q.reg && a.kind == q.kind) =>
+            {
+                Ok(replies)
+            }
+            Ok(_) => Err(self.fail("batch replies do not match the requests".into())),
+            Err(e) => Err(self.fail(describe(&e))),
+        }
+    }
+
     fn fail(&mut self, why: String) -> AccessError {
-        let why = match self.child.try_wait() {
-            Ok(Some(status)) => format!("likwid-accessD (pid {}) exited ({status}): {why}", self.child.id()),
-            _ => format!("likwid-accessD (pid {}): {why}", self.child.id()),
+        let pid = self.pid();
+        let why = match (self.flavor, self.child.try_wait()) {
+            (Flavor::Ours { .. }, Ok(Some(status))) => format!("likwid-accessD (pid {pid}) exited ({status}): {why}"),
+            (Flavor::Ours { .. }, _) => format!("likwid-accessD (pid {pid}): {why}"),
+            (Flavor::Likwid, _) => format!("LIKWID's likwid-accessD (pid {pid}): {why}"),
         };
         eprintln!("likwid-access: {why}");
         // The stream is out of step now; nothing on it can be trusted again.

@@ -4,6 +4,7 @@
 
 use crate::device::list_cpus;
 use crate::error::StartError;
+use crate::policy::cpu_sockets;
 use crate::root::Root;
 use crate::wire::{self, Record, RECORD_LEN};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -21,11 +22,15 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// LIKWID's client polls for the socket every 2.5 ms; so do we, for LIKWID's daemon only.
 const POLL_STEP_MS: u16 = 3;
 
+/// A started daemon: the channel, its (hardware thread, socket) list, and its kind.
+pub type Established = (UnixStream, Vec<(u32, u32)>, Flavor);
+
 /// What kind of daemon answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavor {
-    /// Ours, on the private socketpair: LIKWID 5 records plus our extensions.
-    Ours,
+    /// Ours, on the private socketpair: LIKWID 5 records plus the extensions whose
+    /// capability bits (`wire::CAP_*`) it announced.
+    Ours { capabilities: u64 },
     /// LIKWID's daemon on `/tmp/likwid-<pid>`: plain LIKWID 5 records only.
     Likwid,
 }
@@ -35,7 +40,7 @@ fn start_failed(why: String) -> StartError {
 }
 
 /// Waits for the greeting or LIKWID's socket, whichever the child produces.
-pub fn handshake(ours: UnixStream, child: &mut Child, secure: bool) -> Result<(UnixStream, Vec<u32>, Flavor), StartError> {
+pub fn handshake(ours: UnixStream, child: &mut Child, secure: bool) -> Result<Established, StartError> {
     let likwid_path = format!("/tmp/likwid-{}", child.id());
     let deadline = Instant::now() + START_TIMEOUT;
     // LIKWID's daemon may close the socketpair (its stdin) without a word: then only its
@@ -45,14 +50,10 @@ pub fn handshake(ours: UnixStream, child: &mut Child, secure: bool) -> Result<(U
         if may_greet {
             let mut fds = [PollFd::new(ours.as_fd(), PollFlags::POLLIN)];
             if poll(&mut fds, PollTimeout::from(POLL_STEP_MS)).unwrap_or(0) > 0 {
-                let mut probe = [0u8; 1];
-                match recv(ours.as_raw_fd(), &mut probe, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT) {
-                    Ok(0) => may_greet = false,
-                    Ok(_) => {
-                        let cpus = read_greeting(&ours)?;
-                        return Ok((ours, cpus, Flavor::Ours));
-                    }
-                    Err(_) => {}
+                match pending(&ours) {
+                    Some(true) => return greeted(ours),
+                    Some(false) => may_greet = false,
+                    None => {}
                 }
             }
         } else {
@@ -60,12 +61,20 @@ pub fn handshake(ours: UnixStream, child: &mut Child, secure: bool) -> Result<(U
         }
         if Path::new(&likwid_path).exists() {
             let stream = connect_likwid(Path::new(&likwid_path), deadline)?;
-            let cpus = list_cpus(&Root::from_env(secure))?;
+            let root = Root::from_env(secure);
+            let known = cpu_sockets(&std::fs::read_to_string(root.cpuinfo()).unwrap_or_default());
+            let socket_of = |cpu: u32| known.iter().find(|(c, _)| *c == cpu).map_or(0, |(_, s)| *s);
+            let cpus = list_cpus(&root)?.into_iter().map(|cpu| (cpu, socket_of(cpu))).collect();
             return Ok((stream, cpus, Flavor::Likwid));
         }
         // LIKWID's daemon detaches: its first process exits 0 and a child binds the socket.
         if let Ok(Some(status)) = child.try_wait() {
             if !status.success() {
+                // Our daemon greets, then exits when it cannot serve: the greeting may have
+                // arrived since the poll above.
+                if may_greet && pending(&ours) == Some(true) {
+                    return greeted(ours);
+                }
                 return Err(start_failed(format!("it exited ({status}) without a word")));
             }
         }
@@ -75,8 +84,27 @@ pub fn handshake(ours: UnixStream, child: &mut Child, secure: bool) -> Result<(U
     }
 }
 
+/// Whether the greeting has bytes waiting (Some(true)), the peer closed without one
+/// (Some(false)), or neither yet (None).
+fn pending(ours: &UnixStream) -> Option<bool> {
+    let mut probe = [0u8; 1];
+    match recv(ours.as_raw_fd(), &mut probe, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT) {
+        Ok(0) => Some(false),
+        Ok(_) => Some(true),
+        Err(_) => None,
+    }
+}
+
+fn greeted(ours: UnixStream) -> Result<Established, StartError> {
+    let (cpus, capabilities) = read_greeting(&ours)?;
+    Ok((ours, cpus, Flavor::Ours { capabilities }))
+}
+
 fn impostor(path: &Path, why: String) -> StartError {
-    StartError::new(libc::EACCES, format!("refusing {}: {why}; someone may be impersonating the daemon", path.display()))
+    StartError::new(
+        libc::EACCES,
+        format!("refusing {}: {why}; someone may be impersonating the daemon", path.display()),
+    )
 }
 
 /// Connects to LIKWID's socket only if it is a socket file of ours (LIKWID's daemon binds it
@@ -106,8 +134,9 @@ fn connect_likwid(path: &Path, deadline: Instant) -> Result<UnixStream, StartErr
     Ok(stream)
 }
 
-/// Our daemon's greeting: its CPU list, or the errno and one line saying why it cannot serve.
-fn read_greeting(stream: &UnixStream) -> Result<Vec<u32>, StartError> {
+/// Our daemon's greeting: its CPU list and capabilities, or the errno and one line saying why
+/// it cannot serve.
+fn read_greeting(stream: &UnixStream) -> Result<(Vec<(u32, u32)>, u64), StartError> {
     let describe = |e: std::io::Error| start_failed(super::conn::describe(&e));
     stream.set_read_timeout(Some(START_TIMEOUT)).map_err(describe)?;
     let mut buf = [0u8; RECORD_LEN];
@@ -124,5 +153,6 @@ fn read_greeting(stream: &UnixStream) -> Result<Vec<u32>, StartError> {
     if hello.errorcode != 0 {
         return Err(StartError::new(hello.errorcode, String::from_utf8_lossy(&payload).into_owned()));
     }
-    wire::decode_cpu_list(&payload).ok_or_else(|| start_failed("malformed CPU list".into()))
+    let cpus = wire::decode_cpu_list(&payload).ok_or_else(|| start_failed("malformed CPU list".into()))?;
+    Ok((cpus, hello.data))
 }

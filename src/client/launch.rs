@@ -1,7 +1,7 @@
 //! Finding and starting our daemon on a private socketpair (no guessable path in /tmp).
 
 use super::conn::Connection;
-use crate::daemon::{CHANNEL_ARG, DEBUG_ENV};
+use crate::daemon::{CHANNEL_ARG, DEBUG_ENV, NUMBERING_ARG, TRACE_ENV, WORKERS_ENV};
 use crate::error::StartError;
 use crate::root::ROOT_ENV;
 use std::os::fd::OwnedFd;
@@ -23,7 +23,7 @@ pub fn daemon_path(secure_exec: bool) -> PathBuf {
 
 /// Starts the daemon with the channel on its stdin and an environment holding only what it
 /// may honour (it ignores even that under secure-exec). Returns the connection and the CPUs.
-pub fn launch(secure_exec: bool) -> Result<(Connection, Vec<u32>), StartError> {
+pub fn launch(secure_exec: bool) -> Result<(Connection, Vec<(u32, u32)>), StartError> {
     let path = daemon_path(secure_exec);
     // Checked up front: some spawn paths (posix_spawn under valgrind) report a missing
     // program only as exit status 127, which would read as a broken daemon.
@@ -35,9 +35,13 @@ pub fn launch(secure_exec: bool) -> Result<(Connection, Vec<u32>), StartError> {
     let (ours, theirs) = UnixStream::pair()
         .map_err(|e| StartError::new(e.raw_os_error().unwrap_or(libc::EIO), format!("socketpair: {e}")))?;
     let mut cmd = Command::new(&path);
-    cmd.arg(CHANNEL_ARG).env_clear().stdin(Stdio::from(OwnedFd::from(theirs))).stdout(Stdio::null());
+    cmd.arg(CHANNEL_ARG)
+        .arg(format!("{NUMBERING_ARG}{}", super::PCI_NUMBERING.label()))
+        .env_clear()
+        .stdin(Stdio::from(OwnedFd::from(theirs)))
+        .stdout(Stdio::null());
     if !secure_exec {
-        for var in [ROOT_ENV, DEBUG_ENV] {
+        for var in [ROOT_ENV, DEBUG_ENV, TRACE_ENV, WORKERS_ENV] {
             if let Some(v) = std::env::var_os(var) {
                 cmd.env(var, v);
             }

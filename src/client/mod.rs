@@ -2,12 +2,18 @@
 //! requests (our daemon over a private channel, or the engine in-process for direct mode).
 //! One process-wide state behind one lock; fork-safe.
 
+mod batch;
 mod conn;
 mod handshake;
 mod launch;
 pub mod sessions;
 
+pub use batch::{batch, BatchOp};
 pub use handshake::Flavor;
+
+/// The PciDeviceIndex numbering of our header (LIKWID 5.2's, as Debian ships), which our
+/// library tells our daemon.
+pub const PCI_NUMBERING: crate::policy::pci::Numbering = crate::policy::pci::Numbering::Likwid52;
 pub use launch::{daemon_path, DAEMON_ENV, INSTALLED_DAEMON};
 
 use crate::engine::{Engine, Op};
@@ -38,6 +44,8 @@ pub enum ClientError {
     BadDevice,
     Access(AccessError),
     Start(StartError),
+    /// A batch larger than `wire::MAX_BATCH` operations.
+    TooBig(usize),
 }
 
 impl ClientError {
@@ -48,6 +56,20 @@ impl ClientError {
             ClientError::BadDevice => -libc::EFAULT,
             ClientError::Access(e) => e.errno(),
             ClientError::Start(e) => -e.errno,
+            ClientError::TooBig(_) => -libc::E2BIG,
+        }
+    }
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientError::OutOfRange => write!(f, "cpu not on this machine"),
+            ClientError::NotAdded => write!(f, "cpu not added (HPMaddThread)"),
+            ClientError::BadDevice => write!(f, "device not served (only the MSRs are)"),
+            ClientError::Access(e) => write!(f, "{e}"),
+            ClientError::Start(e) => write!(f, "{e}"),
+            ClientError::TooBig(n) => write!(f, "a batch of {n} operations exceeds the limit of {}", wire::MAX_BATCH),
         }
     }
 }
@@ -62,7 +84,8 @@ struct State {
     initialized: bool,
     added: BTreeSet<u32>,
     /// The machine's CPU ids, learnt from the daemon or the device tree.
-    cpus: Vec<u32>,
+    /// (hardware thread, socket) of the machine's CPUs, sorted.
+    cpus: Vec<(u32, u32)>,
     backend: Option<Backend>,
     /// The process that started `backend`; a forked child must not use it.
     owner_pid: u32,
@@ -108,8 +131,9 @@ impl State {
                 (Backend::Daemon(conn), cpus)
             }
             Mode::Direct => {
-                let engine = Engine::open(&Root::from_env(secure), nix::unistd::getuid().as_raw()).map_err(report)?;
-                let cpus = engine.cpus();
+                let engine = Engine::open(&Root::from_env(secure), nix::unistd::getuid().as_raw(), PCI_NUMBERING)
+                    .map_err(report)?;
+                let cpus = engine.sockets().to_vec();
                 (Backend::Direct(engine), cpus)
             }
         };
@@ -119,9 +143,15 @@ impl State {
         Ok(())
     }
 
+    /// The socket of `cpu`, when the machine has that CPU.
+    fn socket(&self, cpu: u32) -> Option<u32> {
+        let i = self.cpus.binary_search_by_key(&cpu, |(c, _)| *c).ok()?;
+        Some(self.cpus[i].1)
+    }
+
     fn cpu_slot(&self, cpu: u32) -> Result<(), ClientError> {
         if !self.added.contains(&cpu) {
-            return Err(if self.backend.is_some() && self.cpus.binary_search(&cpu).is_err() {
+            return Err(if self.backend.is_some() && self.socket(cpu).is_none() {
                 ClientError::OutOfRange
             } else {
                 ClientError::NotAdded
@@ -130,11 +160,21 @@ impl State {
         Ok(())
     }
 
-    fn execute(&mut self, cpu: u32, device: i32, reg: u32, op: Op) -> Result<u64, ClientError> {
-        if device != wire::MSR_DEV {
+    /// Where an access to `device` on hardware thread `cpu` goes: the record's `cpu`, which
+    /// is the thread for MSRs and its socket for PCI uncore devices (as LIKWID's client does).
+    fn address(&self, cpu: u32, device: i32) -> Result<u32, ClientError> {
+        if device != wire::MSR_DEV && PCI_NUMBERING.name(device).is_none() {
             return Err(ClientError::BadDevice);
         }
         self.cpu_slot(cpu)?;
+        match device {
+            wire::MSR_DEV => Ok(cpu),
+            _ => self.socket(cpu).ok_or(ClientError::OutOfRange),
+        }
+    }
+
+    fn execute(&mut self, cpu: u32, device: i32, reg: u32, op: Op) -> Result<u64, ClientError> {
+        let cpu = self.address(cpu, device)?;
         self.start()?;
         match self.backend.as_mut().expect("started") {
             Backend::Direct(engine) => engine.execute(cpu, device, reg, op).map_err(ClientError::Access),
@@ -157,7 +197,12 @@ pub(crate) fn daemon_access(
         Op::Write(v) => (wire::TYPE_WRITE, v),
     };
     let reply = conn.round_trip(&Record::request(kind, cpu, device, reg, data))?;
-    match AccessError::from_wire_code(reply.errorcode, reg, kind == wire::TYPE_WRITE) {
+    reply_result(&reply)
+}
+
+/// A reply record as the value read, or the error its code stands for.
+fn reply_result(reply: &Record) -> Result<u64, AccessError> {
+    match AccessError::from_wire_code(reply.errorcode, reply.reg, reply.kind == wire::TYPE_WRITE) {
         None => Ok(reply.data),
         Some(e) => Err(e),
     }
@@ -231,7 +276,7 @@ pub fn add_thread(cpu: u32) -> Result<(), ClientError> {
     with_state(|s| {
         s.initialized = true;
         s.start()?;
-        if s.cpus.binary_search(&cpu).is_err() {
+        if s.socket(cpu).is_none() {
             return Err(ClientError::OutOfRange);
         }
         s.added.insert(cpu);
@@ -256,12 +301,20 @@ pub fn write(cpu: u32, device: i32, reg: u32, value: u64) -> Result<(), ClientEr
     with_state(|s| s.execute(cpu, device, reg, Op::Write(value)).map(|_| ()))
 }
 
-/// Whether `device` on `cpu` is usable (LIKWID's HPMcheck).
+/// Whether `device` on `cpu` is usable (LIKWID's HPMcheck); for a PCI device, whether the
+/// socket of `cpu` has it.
 pub fn check(device: i32, cpu: u32) -> bool {
     with_state(|s| {
-        if device != wire::MSR_DEV || s.start().is_err() || s.cpus.binary_search(&cpu).is_err() {
+        if s.start().is_err() {
             return false;
         }
+        let target = match (device, s.socket(cpu)) {
+            (_, None) => return false,
+            (wire::MSR_DEV, Some(_)) => cpu,
+            (_, Some(_)) if PCI_NUMBERING.name(device).is_none() => return false,
+            (_, Some(socket)) => socket,
+        };
+        let cpu = target;
         match s.backend.as_mut().expect("started") {
             Backend::Direct(engine) => engine.check(cpu, device).is_ok(),
             Backend::Daemon(conn) => conn

@@ -28,6 +28,7 @@ impl Session {
     /// Launches a daemon for this session. Prints nothing: callers decide how to report.
     pub fn start() -> Result<Session, StartError> {
         let (conn, cpus) = launch::launch(sys::secure_exec())?;
+        let cpus = cpus.into_iter().map(|(cpu, _)| cpu).collect();
         Ok(Session { conn, cpus })
     }
 
@@ -114,11 +115,7 @@ impl fmt::Display for SessionError {
             }
             SessionError::BadMode(mode) => write!(f, "access mode {mode} is neither direct (0) nor daemon (1)"),
             SessionError::NullPointer => write!(f, "NULL pointer"),
-            SessionError::Client(ClientError::OutOfRange) => write!(f, "cpu not on this machine"),
-            SessionError::Client(ClientError::NotAdded) => write!(f, "cpu not added"),
-            SessionError::Client(ClientError::BadDevice) => write!(f, "device not served (only the MSRs are)"),
-            SessionError::Client(ClientError::Access(e)) => write!(f, "{e}"),
-            SessionError::Client(ClientError::Start(e)) => write!(f, "{e}"),
+            SessionError::Client(e) => write!(f, "{e}"),
         }
     }
 }

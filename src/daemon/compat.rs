@@ -65,5 +65,5 @@ pub fn serve_socket(mut engine: Engine, real_uid: u32, trace: Option<Box<dyn Wri
     drop(unlink);
     drop(listener);
     let peer = checked_peer(&stream, real_uid)?;
-    Ok(serve(&mut stream, Session::new(&mut engine, peer, trace)))
+    Ok(serve(&mut stream, Session::new(&mut engine, peer, trace, false), false))
 }

@@ -8,6 +8,7 @@ mod privilege;
 mod serve;
 mod session;
 mod syslog;
+mod workers;
 
 pub use privilege::effective_capabilities;
 pub use serve::{serve, Ended, Peer};
@@ -15,6 +16,7 @@ pub use session::Session;
 
 use crate::engine::Engine;
 use crate::error::StartError;
+use crate::policy::pci::Numbering;
 use crate::root::Root;
 use crate::sys;
 use crate::wire;
@@ -26,25 +28,34 @@ use std::process::ExitCode;
 
 /// The argument our library passes: the channel is the socket on standard input.
 pub const CHANNEL_ARG: &str = "--channel=stdin";
+/// The argument that tells which PciDeviceIndex numbering our library speaks.
+pub const NUMBERING_ARG: &str = "--pci-numbering=";
 /// Non-secure-exec only: copy the log to stderr and log every request.
 pub const DEBUG_ENV: &str = "LIKWID_ACCESS_DEBUG";
 /// Non-secure-exec only: append one line per served request to this file.
 pub const TRACE_ENV: &str = "LIKWID_ACCESS_TRACE";
+/// Non-secure-exec only: run batches on pinned per-CPU workers even on simulated register
+/// stores (they are used on the kernel's msr devices anyway). For tests.
+pub const WORKERS_ENV: &str = "LIKWID_ACCESS_WORKERS";
 
 enum Mode {
     /// LIKWID 5's own start: no arguments, serve `/tmp/likwid-<pid>`.
     Likwid,
-    /// Started by our library with a socketpair on stdin.
-    Private,
+    /// Started by our library with a socketpair on stdin, speaking this PCI numbering.
+    Private(Numbering),
 }
 
+/// The only arguments there are: none (LIKWID's start) or ours. The numbering is no override:
+/// it only names devices, and every device is checked by its type's rules either way.
 fn parse_args(args: &[String]) -> Result<Mode, String> {
+    let unknown = |a: &str| format!("unknown argument `{a}` (likwid-accessD is started by the LIKWID library)");
     match args {
         [] => Ok(Mode::Likwid),
-        [a] if a == CHANNEL_ARG => Ok(Mode::Private),
-        [a, ..] => {
-            Err(format!("unknown argument `{a}` (likwid-accessD takes none; it is started by the LIKWID library)"))
+        [a, n] if a == CHANNEL_ARG => {
+            let value = n.strip_prefix(NUMBERING_ARG).ok_or_else(|| unknown(n))?;
+            Numbering::parse(value).map(Mode::Private).ok_or_else(|| unknown(n))
         }
+        [a, ..] => Err(unknown(a)),
     }
 }
 
@@ -90,7 +101,11 @@ pub fn main() -> ExitCode {
     };
     let root = Root::from_env(secure);
     let real_uid = nix::unistd::getuid().as_raw();
-    let engine = Engine::open(&root, real_uid);
+    let numbering = match mode {
+        Mode::Private(n) => n,
+        Mode::Likwid => crate::site::likwid_client_numbering(&root),
+    };
+    let engine = Engine::open(&root, real_uid, numbering);
     if let Ok(engine) = &engine {
         log::debug!("serving uid {real_uid} with {} on {} CPUs", engine.policy().source, engine.cpus().len());
     }
@@ -100,8 +115,9 @@ pub fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let trace = open_trace(secure);
+    let workers = switch(WORKERS_ENV, secure).is_some();
     let ended = match mode {
-        Mode::Private => serve_private(engine, real_uid, trace),
+        Mode::Private(_) => serve_private(engine, real_uid, trace, workers),
         Mode::Likwid => engine.and_then(|engine| compat::serve_socket(engine, real_uid, trace)),
     };
     match ended {
@@ -145,7 +161,7 @@ fn private_channel() -> Result<UnixStream, StartError> {
 
 fn send_greeting(stream: &mut UnixStream, result: &Result<Engine, StartError>) -> std::io::Result<()> {
     let (errno, payload) = match result {
-        Ok(engine) => (0, wire::encode_cpu_list(&engine.cpus())),
+        Ok(engine) => (0, wire::encode_cpu_list(engine.sockets())),
         Err(e) => (e.errno, e.message.clone().into_bytes()),
     };
     let mut frame = wire::greeting(errno, payload.len()).encode().to_vec();
@@ -157,12 +173,14 @@ fn serve_private(
     engine: Result<Engine, StartError>,
     real_uid: u32,
     trace: Option<Box<dyn Write>>,
+    workers: bool,
 ) -> Result<Ended, StartError> {
     let mut stream = private_channel()?;
     let peer = checked_peer(&stream, real_uid)?;
     send_greeting(&mut stream, &engine).map_err(|e| StartError::new(libc::EPIPE, format!("greeting: {e}")))?;
     let mut engine = engine?;
-    Ok(serve(&mut stream, Session::new(&mut engine, peer, trace)))
+    let workers = workers || engine.on_kernel_devices();
+    Ok(serve(&mut stream, Session::new(&mut engine, peer, trace, workers), true))
 }
 
 #[cfg(test)]
@@ -172,8 +190,14 @@ mod tests {
     #[test]
     fn only_the_channel_argument_is_known() {
         assert!(matches!(parse_args(&[]), Ok(Mode::Likwid)));
-        assert!(matches!(parse_args(&[CHANNEL_ARG.into()]), Ok(Mode::Private)));
-        for bad in [vec!["--root=/tmp".to_string()], vec![CHANNEL_ARG.into(), "x".into()]] {
+        let ours = [CHANNEL_ARG.to_string(), format!("{NUMBERING_ARG}5.2")];
+        assert!(matches!(parse_args(&ours), Ok(Mode::Private(Numbering::Likwid52))));
+        for bad in [
+            vec!["--root=/tmp".to_string()],
+            vec![CHANNEL_ARG.into()],
+            vec![CHANNEL_ARG.into(), "x".into()],
+            vec![CHANNEL_ARG.into(), format!("{NUMBERING_ARG}9")],
+        ] {
             assert!(parse_args(&bad).is_err(), "{bad:?}");
         }
     }

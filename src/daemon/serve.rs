@@ -1,7 +1,7 @@
 //! The request loop: one 32-byte record in, one out, until EXIT, EOF or a broken channel.
 
 use super::session::Session;
-use crate::wire::{Record, RECORD_LEN, TYPE_EXIT};
+use crate::wire::{self, Record, RECORD_LEN, TYPE_EXIT};
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 
@@ -38,9 +38,28 @@ fn read_record(stream: &mut UnixStream) -> io::Result<Option<Record>> {
     Ok(Some(Record::decode(&buf)))
 }
 
+/// Reads the `header.cpu` requests of a batch and answers them all in one write.
+fn serve_batch(stream: &mut UnixStream, session: &mut Session, header: &Record) -> io::Result<()> {
+    if header.cpu > wire::MAX_BATCH {
+        // The count cannot be trusted, so neither can anything after it: end the session.
+        log::warn!("batch of {} requests exceeds {}; closing the session", header.cpu, wire::MAX_BATCH);
+        let _ = stream.write_all(&wire::batch_header(0, wire::ERR_UNKNOWN).encode());
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "oversized batch"));
+    }
+    let mut buf = vec![0u8; header.cpu as usize * RECORD_LEN];
+    stream.read_exact(&mut buf)?;
+    let mut out = Vec::with_capacity(buf.len() + RECORD_LEN);
+    out.extend_from_slice(&wire::batch_header(header.cpu, wire::ERR_NOERROR).encode());
+    for reply in session.answer_batch(&wire::decode_records(&buf)) {
+        out.extend_from_slice(&reply.encode());
+    }
+    stream.write_all(&out)
+}
+
 /// Serves requests until the client ends the session, then finishes it (restoring registers
-/// unless the client said EXIT).
-pub fn serve(stream: &mut UnixStream, mut session: Session) -> Ended {
+/// unless the client said EXIT). `extensions` (our batches) only on our private channel:
+/// LIKWID clients never see them.
+pub fn serve(stream: &mut UnixStream, mut session: Session, extensions: bool) -> Ended {
     let ended = loop {
         let req = match read_record(stream) {
             Ok(Some(req)) if req.kind == TYPE_EXIT => break Ended::Exit,
@@ -48,10 +67,14 @@ pub fn serve(stream: &mut UnixStream, mut session: Session) -> Ended {
             Ok(None) => break Ended::Eof,
             Err(e) => break Ended::Broken(e),
         };
-        let reply = session.answer(&req);
         // SIGPIPE is ignored in the daemon (Rust's runtime does so for binaries), so a
         // vanished client shows up here as EPIPE.
-        if let Err(e) = stream.write_all(&reply.encode()) {
+        let sent = if extensions && req.kind == wire::TYPE_BATCH {
+            serve_batch(stream, &mut session, &req)
+        } else {
+            stream.write_all(&session.answer(&req).encode())
+        };
+        if let Err(e) = sent {
             break Ended::Broken(e);
         }
     };

@@ -4,6 +4,7 @@
 
 use super::audit::Audit;
 use super::serve::{Ended, Peer};
+use super::workers::Workers;
 use crate::engine::Engine;
 use crate::error::AccessError;
 use crate::wire::{self, Kind, Record};
@@ -13,6 +14,31 @@ use std::io::Write;
 /// Registers one session may have journaled: bounds the daemon's memory whatever a client
 /// sends (a register costs 24 bytes here).
 const JOURNAL_LIMIT: usize = 1 << 20;
+
+/// What executing one request did.
+#[derive(Debug)]
+pub struct Outcome {
+    result: Result<u64, AccessError>,
+    /// For a write that happened: the register's value before it, when asked for.
+    original: Option<u64>,
+}
+
+/// Executes one request on `engine`; needs no session state, so a CPU worker can run it.
+pub fn execute(engine: &mut Engine, req: &Record, capture_original: bool) -> Outcome {
+    let (cpu, dev, reg) = (req.cpu, req.device, req.reg);
+    match Kind::from_wire(req.kind) {
+        Some(Kind::Read) => Outcome { result: engine.read(cpu, dev, reg), original: None },
+        Some(Kind::Write) => {
+            // A register that cannot be read (a write-only command) cannot be restored either.
+            let before = if capture_original { engine.read(cpu, dev, reg).ok() } else { None };
+            let result = engine.write(cpu, dev, reg, req.data).map(|_| 0);
+            let original = if result.is_ok() { before } else { None };
+            Outcome { result, original }
+        }
+        Some(Kind::Check) => Outcome { result: engine.check(cpu, dev).map(|_| 0), original: None },
+        Some(Kind::Exit) | None => Outcome { result: Err(AccessError::UnknownRequest), original: None },
+    }
+}
 
 #[derive(Default)]
 struct Journal {
@@ -26,41 +52,38 @@ pub struct Session<'e> {
     audit: Audit,
     journal: Journal,
     trace: Option<Box<dyn Write>>,
+    /// Pinned per-CPU workers for batches, when they pay off (kernel msr devices).
+    workers: Option<Workers>,
 }
 
 impl<'e> Session<'e> {
-    pub fn new(engine: &'e mut Engine, peer: Peer, trace: Option<Box<dyn Write>>) -> Session<'e> {
-        Session { engine, audit: Audit::new(peer), journal: Journal::default(), trace }
+    pub fn new(engine: &'e mut Engine, peer: Peer, trace: Option<Box<dyn Write>>, workers: bool) -> Session<'e> {
+        let workers = workers.then(Workers::default);
+        Session { engine, audit: Audit::new(peer), journal: Journal::default(), trace, workers }
     }
 
-    fn write(&mut self, req: &Record) -> Result<u64, AccessError> {
-        let key = (req.cpu, req.device, req.reg);
-        let original = if self.journal.seen.contains(&key) {
-            None
-        } else if self.journal.seen.len() >= JOURNAL_LIMIT {
-            log::error!("session wrote {JOURNAL_LIMIT} distinct registers; refusing more");
-            return Err(AccessError::ReadWrite(libc::ENOMEM));
-        } else {
-            // A register that cannot be read (write-only commands) cannot be restored either.
-            self.engine.read(req.cpu, req.device, req.reg).ok()
-        };
-        self.engine.write(req.cpu, req.device, req.reg, req.data)?;
-        if let Some(old) = original {
-            self.journal.seen.insert(key);
-            self.journal.originals.push((req.cpu, req.device, req.reg, old));
+    fn key(req: &Record) -> (u32, i32, u32) {
+        (req.cpu, req.device, req.reg)
+    }
+
+    /// Whether a write must first capture the register's value for the journal.
+    fn needs_original(&self, req: &Record) -> bool {
+        req.kind == wire::TYPE_WRITE && !self.journal.seen.contains(&Session::key(req))
+    }
+
+    /// A write the journal could not take back is refused before it happens.
+    fn journal_full(&self, req: &Record) -> bool {
+        self.needs_original(req) && self.journal.seen.len() >= JOURNAL_LIMIT
+    }
+
+    /// Journals, audits and traces an executed request and builds its reply.
+    fn settle(&mut self, req: &Record, outcome: Outcome) -> Record {
+        if let Some(old) = outcome.original {
+            if self.journal.seen.insert(Session::key(req)) {
+                self.journal.originals.push((req.cpu, req.device, req.reg, old));
+            }
         }
-        Ok(0)
-    }
-
-    /// Executes one request and builds its reply.
-    pub fn answer(&mut self, req: &Record) -> Record {
-        let result = match Kind::from_wire(req.kind) {
-            Some(Kind::Read) => self.engine.read(req.cpu, req.device, req.reg),
-            Some(Kind::Write) => self.write(req),
-            Some(Kind::Check) => self.engine.check(req.cpu, req.device).map(|_| 0),
-            Some(Kind::Exit) | None => Err(AccessError::UnknownRequest),
-        };
-        let reply = match &result {
+        let reply = match &outcome.result {
             Ok(data) => req.reply(*data, wire::ERR_NOERROR),
             Err(e) => {
                 self.audit.refused(req, e);
@@ -81,9 +104,55 @@ impl<'e> Session<'e> {
         reply
     }
 
+    fn refuse_full_journal() -> Outcome {
+        log::error!("session wrote {JOURNAL_LIMIT} distinct registers; refusing more");
+        Outcome { result: Err(AccessError::ReadWrite(libc::ENOMEM)), original: None }
+    }
+
+    /// Executes one request and builds its reply.
+    pub fn answer(&mut self, req: &Record) -> Record {
+        let outcome = if self.journal_full(req) {
+            Session::refuse_full_journal()
+        } else {
+            execute(self.engine, req, self.needs_original(req))
+        };
+        self.settle(req, outcome)
+    }
+
+    /// Executes a batch, on the CPUs' pinned workers when there are any, and builds the replies
+    /// in request order. Requests of one CPU run in order; different CPUs may run in parallel.
+    pub fn answer_batch(&mut self, reqs: &[Record]) -> Vec<Record> {
+        let Some(mut workers) = self.workers.take() else {
+            return reqs.iter().map(|r| self.answer(r)).collect();
+        };
+        let mut outcomes: Vec<Option<Outcome>> = reqs.iter().map(|_| None).collect();
+        let (mut jobs, mut here) = (Vec::with_capacity(reqs.len()), Vec::new());
+        for (i, req) in reqs.iter().enumerate() {
+            if self.journal_full(req) {
+                outcomes[i] = Some(Session::refuse_full_journal());
+            } else if req.device == wire::MSR_DEV {
+                jobs.push((i, *req, self.needs_original(req)));
+            } else {
+                // PCI devices belong to a socket, not to one CPU: no worker to pin.
+                here.push((i, *req, self.needs_original(req)));
+            }
+        }
+        let (done, inline) = workers.run(self.engine, jobs);
+        let inline = inline.into_iter().chain(here);
+        for (i, outcome) in done {
+            outcomes[i] = Some(outcome);
+        }
+        for (i, req, capture) in inline {
+            outcomes[i] = Some(execute(self.engine, &req, capture));
+        }
+        self.workers = Some(workers);
+        reqs.iter().zip(outcomes).map(|(req, o)| self.settle(req, o.expect("every request executed"))).collect()
+    }
+
     /// Ends the session: without EXIT, every journaled register gets its original value
     /// back (each on its own; failures are logged, the rest still restored).
     pub fn finish(mut self, ended: &Ended) -> usize {
+        self.workers = None;
         self.audit.summary();
         if matches!(ended, Ended::Exit) {
             return 0;

@@ -1,6 +1,7 @@
 //! Register access behind one small trait. Knows nothing about clients or policy.
 
 mod msr;
+pub mod pci;
 
 pub use msr::{list_cpus, MsrDevices, MsrFile};
 

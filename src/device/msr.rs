@@ -26,6 +26,11 @@ impl MsrFile {
         Ok(MsrFile { file, stride })
     }
 
+    /// Another handle on the same open device (for a worker thread).
+    pub fn try_clone(&self) -> io::Result<MsrFile> {
+        Ok(MsrFile { file: self.file.try_clone()?, stride: self.stride })
+    }
+
     pub fn is_register_store(&self) -> bool {
         self.stride == 8
     }
@@ -97,6 +102,17 @@ impl MsrDevices {
     pub fn get(&self, cpu: u32) -> Option<&MsrFile> {
         let i = self.cpus.binary_search_by_key(&cpu, |(c, _)| *c).ok()?;
         Some(&self.cpus[i].1)
+    }
+
+    /// The devices of one CPU only, sharing the open files.
+    pub fn only(&self, cpu: u32) -> io::Result<MsrDevices> {
+        let file = self.get(cpu).ok_or_else(|| io::Error::from_raw_os_error(libc::ENODEV))?.try_clone()?;
+        Ok(MsrDevices { cpus: vec![(cpu, file)] })
+    }
+
+    /// True when some CPU is served by the kernel's msr driver (not a simulated store).
+    pub fn any_kernel_device(&self) -> bool {
+        self.cpus.iter().any(|(_, f)| !f.is_register_store())
     }
 
     pub fn cpu_ids(&self) -> Vec<u32> {

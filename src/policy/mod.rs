@@ -10,8 +10,11 @@
 //! ceiling, whatever a table says, and one with ceiling 0 is never written at all.
 
 mod cpu;
+pub mod pci;
+mod topology;
 
 pub use cpu::{parse_cpuinfo, CpuIdentity, CpuModel, Vendor, CPU_MODELS};
+pub use topology::cpu_sockets;
 
 use std::fmt;
 

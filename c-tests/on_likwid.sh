@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs c-tests/on_likwid.c through our library against Debian's likwid-accessD and against
+# ours, on register-store files as /dev/cpu/N/msr and a Zen 3 /proc/cpuinfo in a private mount
+# namespace. Needs root. usage: c-tests/on_likwid.sh TEST_BINARY OUR_DAEMON (exit 77 = skipped)
+set -euo pipefail
+bin=$1 ours=$2 likwid=/usr/sbin/likwid-accessD
+[ "$(id -u)" = 0 ] && command -v unshare >/dev/null || { echo "SKIP: needs root and unshare"; exit 77; }
+[ -x $likwid ] || { echo "SKIP: Debian's likwid is not installed (apt-get install likwid)"; exit 77; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+target/release/likwid-access sim "$tmp/m" --cpu zen3 --cpus 2 >/dev/null
+unshare -m --propagation private bash -euc '
+    tmp=$1 bin=$2 likwid=$3 ours=$4
+    mkdir "$tmp/dev"
+    mount -t tmpfs -o mode=0755 none "$tmp/dev"
+    for node in null zero full random urandom tty; do touch "$tmp/dev/$node"; mount --bind "/dev/$node" "$tmp/dev/$node"; done
+    for cpu in 0 1; do mkdir -p "$tmp/dev/cpu/$cpu"; truncate -s 32G "$tmp/dev/cpu/$cpu/msr"; done
+    mount --move "$tmp/dev" /dev
+    mount --bind "$tmp/m/proc/cpuinfo" /proc/cpuinfo
+    echo "== against Debian likwid-accessD"
+    LIKWID_ACCESSD=$likwid LIKWID_TEST_STRIDE=1 "$bin"
+    for cpu in 0 1; do truncate -s 0 /dev/cpu/$cpu/msr; truncate -s 32G /dev/cpu/$cpu/msr; done
+    echo "== against ours"
+    LIKWID_ACCESSD=$ours LIKWID_TEST_STRIDE=8 "$bin"
+' on_likwid "$tmp" "$(realpath "$bin")" "$likwid" "$(realpath "$ours")"

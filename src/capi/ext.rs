@@ -1,0 +1,99 @@
+//! Our extensions: many accesses in one call (one daemon round trip), and the daemon's pid.
+
+use super::{guard, PciDeviceIndex};
+use crate::client::{self, BatchOp};
+use crate::engine::Op;
+
+/// `HPMBatchOp.op`: read the register into `data`.
+pub const HPM_BATCH_READ: u32 = 0;
+/// `HPMBatchOp.op`: write `data` to the register (write mask applied).
+pub const HPM_BATCH_WRITE: u32 = 1;
+/// Most operations one HPMbatch call takes.
+pub const HPM_BATCH_MAX: u32 = 65536;
+
+/// One operation of an HPMbatch call.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct HPMBatchOp {
+    /// Hardware thread, as for HPMread.
+    pub cpu: u32,
+    /// Device, as for HPMread (MSR_DEV).
+    pub dev: PciDeviceIndex,
+    /// Register.
+    pub reg: u32,
+    /// HPM_BATCH_READ or HPM_BATCH_WRITE.
+    pub op: u32,
+    /// In: the value to write. Out: the value read.
+    pub data: u64,
+    /// Out: 0 or a negative errno, exactly as HPMread/HPMwrite would return for this operation
+    /// (-EINVAL for an `op` that is neither read nor write).
+    pub result: i32,
+    /// Set to 0; reserved.
+    pub reserved: u32,
+}
+
+/// Executes `count` operations in order, in one round trip to likwid-accessD (against LIKWID's
+/// own daemon, one record each). Each operation gets its own `result`; a denied or failed
+/// operation does not stop the others. Returns the number of operations whose result is not
+/// 0, or a negative errno for the call as a whole: -EFAULT for NULL `ops` with a count,
+/// -E2BIG for more than HPM_BATCH_MAX operations, -ENOTCONN when the daemon is gone (then no
+/// result is valid).
+///
+/// # Safety
+/// `ops` must be NULL (with `count` 0) or point to `count` writable HPMBatchOp.
+#[no_mangle]
+pub unsafe extern "C" fn HPMbatch(ops: *mut HPMBatchOp, count: u32) -> i32 {
+    guard(-libc::EFAULT, || {
+        if count == 0 {
+            return 0;
+        }
+        if ops.is_null() {
+            return -libc::EFAULT;
+        }
+        // SAFETY: non-NULL, and the caller promises `count` valid, writable elements.
+        let ops = unsafe { std::slice::from_raw_parts_mut(ops, count as usize) };
+        let parsed: Vec<Option<BatchOp>> = ops
+            .iter()
+            .map(|o| {
+                let op = match o.op {
+                    HPM_BATCH_READ => Op::Read,
+                    HPM_BATCH_WRITE => Op::Write(o.data),
+                    _ => return None,
+                };
+                Some(BatchOp { cpu: o.cpu, device: o.dev, reg: o.reg, op })
+            })
+            .collect();
+        let valid: Vec<BatchOp> = parsed.iter().flatten().copied().collect();
+        let mut results = match client::batch(&valid) {
+            Ok(results) => results.into_iter(),
+            Err(e) => return e.errno(),
+        };
+        let mut failed = 0;
+        for (o, parsed) in ops.iter_mut().zip(&parsed) {
+            let result = match parsed {
+                None => Err(-libc::EINVAL),
+                Some(_) => results.next().expect("one result per valid operation").map_err(|e| e.errno()),
+            };
+            match result {
+                Ok(value) => {
+                    if o.op == HPM_BATCH_READ {
+                        o.data = value;
+                    }
+                    o.result = 0;
+                }
+                Err(errno) => {
+                    o.result = errno;
+                    failed += 1;
+                }
+            }
+        }
+        failed
+    })
+}
+
+/// The pid of the likwid-accessD serving this process (for monitoring: its memory, its
+/// log lines), or 0 when none does (not started yet, direct mode, finalized).
+#[no_mangle]
+pub extern "C" fn HPMdaemonPid() -> i32 {
+    guard(0, || client::daemon_pid().map_or(0, |pid| pid as i32))
+}

@@ -1,0 +1,206 @@
+//! PCI config space of the uncore devices of one server generation, found in sysfs
+//! (`/sys/bus/pci/devices/DDDD:BB:DD.F/{vendor,device,numa_node,config}`). Only devices in
+//! the generation's table are ever opened; any other PCI device does not exist here.
+//! Config space is byte-addressed, in the kernel's file and in a simulated one alike.
+
+use crate::policy::pci::Generation;
+use crate::root::Root;
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug)]
+pub struct PciConfig {
+    file: File,
+}
+
+impl PciConfig {
+    pub fn open(path: &Path) -> io::Result<PciConfig> {
+        Ok(PciConfig { file: OpenOptions::new().read(true).write(true).open(path)? })
+    }
+
+    pub fn try_clone(&self) -> io::Result<PciConfig> {
+        Ok(PciConfig { file: self.file.try_clone()? })
+    }
+
+    /// Reads `width` (4 or 8) bytes at `offset`.
+    pub fn read(&self, offset: u32, width: u8) -> io::Result<u64> {
+        let mut buf = [0u8; 8];
+        let n = self.file.read_at(&mut buf[..width as usize], u64::from(offset))?;
+        if n != width as usize {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        Ok(u64::from_le_bytes(buf))
+    }
+
+    pub fn write(&self, offset: u32, width: u8, value: u64) -> io::Result<()> {
+        let bytes = value.to_le_bytes();
+        if self.file.write_at(&bytes[..width as usize], u64::from(offset))? != width as usize {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        Ok(())
+    }
+}
+
+/// One uncore device found in sysfs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// PciDeviceIndex name.
+    pub name: String,
+    pub kind: String,
+    pub socket: u32,
+    pub path: PathBuf,
+}
+
+fn read_hex(path: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    u64::from_str_radix(text.trim().trim_start_matches("0x"), 16).ok()
+}
+
+/// `DDDD:BB:DD.F` → (domain, bus, device, function).
+fn parse_address(name: &str) -> Option<(u32, u8, u8, u8)> {
+    let (domain, rest) = name.split_once(':')?;
+    let (bus, rest) = rest.split_once(':')?;
+    let (dev, func) = rest.split_once('.')?;
+    Some((
+        u32::from_str_radix(domain, 16).ok()?,
+        u8::from_str_radix(bus, 16).ok()?,
+        u8::from_str_radix(dev, 16).ok()?,
+        u8::from_str_radix(func, 16).ok()?,
+    ))
+}
+
+/// The generation's devices under `root`, each with its socket: its NUMA node when the
+/// kernel knows it, else its rank in bus order among the devices of the same name.
+pub fn scan(root: &Root, generation: &Generation) -> Vec<Found> {
+    let dir = root.pci_devices();
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
+    struct Match {
+        entry: usize,
+        address: (u32, u8),
+        numa: Option<u32>,
+        config: PathBuf,
+    }
+    let mut matched: Vec<Match> = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some((domain, bus, dev, func)) = name.to_str().and_then(parse_address) else { continue };
+        let path = entry.path();
+        let (Some(vendor), Some(device)) = (read_hex(&path.join("vendor")), read_hex(&path.join("device"))) else {
+            continue;
+        };
+        let numa = std::fs::read_to_string(path.join("numa_node")).ok().and_then(|t| t.trim().parse::<i64>().ok());
+        let numa = numa.filter(|n| *n >= 0).map(|n| n as u32);
+        for (i, e) in generation.devices.iter().enumerate() {
+            if (e.dev, e.func, u64::from(e.vendor), u64::from(e.device)) == (dev, func, vendor, device) {
+                matched.push(Match { entry: i, address: (domain, bus), numa, config: path.join("config") });
+            }
+        }
+    }
+    let name = |m: &Match| generation.devices[m.entry].name.as_str();
+    matched.sort_by(|a, b| (name(a), a.address).cmp(&(name(b), b.address)));
+    let mut rank: BTreeMap<&str, u32> = BTreeMap::new();
+    matched
+        .iter()
+        .map(|m| {
+            let next = rank.entry(name(m)).or_insert(0);
+            let socket = m.numa.unwrap_or(*next);
+            *next += 1;
+            let e = &generation.devices[m.entry];
+            Found { name: e.name.clone(), kind: e.kind.clone(), socket, path: m.config.clone() }
+        })
+        .collect()
+}
+
+/// The open config files of every uncore device, by (socket, PciDeviceIndex name).
+#[derive(Debug, Default)]
+pub struct PciDevices {
+    devices: BTreeMap<(u32, String), (String, PciConfig)>,
+}
+
+impl PciDevices {
+    /// Opens every device the generation has under `root` (before any privilege drop).
+    /// A device that cannot be opened is left out and logged; it then answers NODEV.
+    pub fn open_all(root: &Root, generation: Option<&Generation>) -> PciDevices {
+        let mut devices = BTreeMap::new();
+        for found in generation.map(|g| scan(root, g)).unwrap_or_default() {
+            match PciConfig::open(&found.path) {
+                Ok(config) => {
+                    devices.insert((found.socket, found.name), (found.kind, config));
+                }
+                Err(e) => log::warn!("cannot open {}: {e}", found.path.display()),
+            }
+        }
+        PciDevices { devices }
+    }
+
+    /// The device `name` on `socket` and its type.
+    pub fn get(&self, socket: u32, name: &str) -> Option<(&str, &PciConfig)> {
+        self.devices.get(&(socket, name.to_string())).map(|(kind, config)| (kind.as_str(), config))
+    }
+
+    pub fn len(&self) -> usize {
+        self.devices.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.devices.is_empty()
+    }
+
+    /// (socket, name) of every device, in order.
+    pub fn list(&self) -> impl Iterator<Item = (u32, &str)> {
+        self.devices.keys().map(|(s, n)| (*s, n.as_str()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(dir: &Path, name: &str, id: &str, numa: &str) {
+        let d = dir.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("vendor"), "0x8086\n").unwrap();
+        std::fs::write(d.join("device"), format!("{id}\n")).unwrap();
+        std::fs::write(d.join("numa_node"), format!("{numa}\n")).unwrap();
+        std::fs::write(d.join("config"), [0u8; 256]).unwrap();
+    }
+
+    #[test]
+    fn sockets_come_from_numa_node_else_bus_order_and_other_devices_are_ignored() {
+        let dir = std::env::temp_dir().join(format!("likwid-pci-scan-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let root = Root::new(&dir);
+        let devs = root.pci_devices();
+        let skx = Generation::for_model("skx").unwrap();
+        device(&devs, "0000:97:0e.0", "0x2058", "-1"); // UPI port 0, higher bus: socket 1
+        device(&devs, "0000:17:0e.0", "0x2058", "-1"); // UPI port 0, lower bus: socket 0
+        device(&devs, "0000:3a:0a.2", "0x2042", "1"); // IMC 0 channel 0 on NUMA node 1
+        device(&devs, "0000:3a:0a.3", "0x2042", "0"); // right id, wrong function: not an IMC
+        device(&devs, "0000:00:1f.6", "0x15b8", "0"); // a NIC
+        let mut found: Vec<(String, u32)> = scan(&root, skx).into_iter().map(|f| (f.name, f.socket)).collect();
+        found.sort();
+        assert_eq!(
+            found,
+            vec![
+                ("PCI_IMC_DEVICE_0_CH_0".to_string(), 1),
+                ("PCI_QPI_DEVICE_PORT_0".to_string(), 0),
+                ("PCI_QPI_DEVICE_PORT_0".to_string(), 1)
+            ]
+        );
+        let opened = PciDevices::open_all(&root, Some(skx));
+        assert_eq!(opened.len(), 3);
+        assert!(opened.get(1, "PCI_IMC_DEVICE_0_CH_0").is_some_and(|(kind, _)| kind == "IMC"));
+        assert!(PciDevices::open_all(&root, None).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn sysfs_addresses_parse() {
+        assert_eq!(parse_address("0000:3a:0a.2"), Some((0, 0x3a, 0x0a, 2)));
+        assert_eq!(parse_address("0000:3a:0a"), None);
+        assert_eq!(parse_address("pci0000:00"), None);
+    }
+}

@@ -1,0 +1,56 @@
+use super::*;
+
+#[test]
+fn numbering_lines_parse_sorted_and_unique() {
+    let t = parse_numbering("# c\n1 PCI_A\n0 MSR_DEV\n").unwrap();
+    assert_eq!(t, vec![(0, "MSR_DEV".to_string()), (1, "PCI_A".to_string())]);
+    assert!(parse_numbering("0 A\n0 B\n").is_err());
+    assert!(parse_numbering("x A\n").is_err());
+    assert!(parse_numbering("1\n").is_err());
+}
+
+#[test]
+fn device_lines_parse() {
+    let d = parse_devices("PCI_IMC_DEVICE_0_CH_0 IMC 0a.2 8086:2042 # ch0\n").unwrap();
+    assert_eq!(
+        d[0],
+        DeviceEntry {
+            name: "PCI_IMC_DEVICE_0_CH_0".into(),
+            kind: "IMC".into(),
+            dev: 0x0a,
+            func: 2,
+            vendor: 0x8086,
+            device: 0x2042
+        }
+    );
+    assert!(parse_devices("A IMC 0a 8086:2042\n").is_err());
+    assert!(parse_devices("A IMC 0a.2 80862042\n").is_err());
+}
+
+#[test]
+fn rules_cover_aligned_offsets_of_their_type_only() {
+    let rules = parse_rules("IMC 0xA0-0xB8 0xFFFFFFFFFFFF 64\nIMC 0xD8-0xE4 0xFFFFFF 32\n").unwrap();
+    let g = Generation { name: "t", devices: vec![], rules };
+    assert_eq!(g.rule("IMC", 0xA8).map(|r| r.width), Some(8));
+    assert!(g.rule("IMC", 0xA4).is_none(), "misaligned inside a 64-bit block");
+    assert_eq!(g.rule("IMC", 0xE0).map(|r| r.width), Some(4));
+    assert!(g.rule("IMC", 0xE8).is_none());
+    assert!(g.rule("HA", 0xA0).is_none(), "another type");
+    for bad in ["IMC 0xA2 0x0 64\n", "IMC 0xA0 0x1FFFFFFFF 32\n", "IMC 0xA0 0x0 16\n", "IMC 0x1000 0x0 32\n"] {
+        assert!(parse_rules(bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn builtin_generations_parse_and_name_devices_of_both_numberings() {
+    for model in ["skx", "icx"] {
+        let g = Generation::for_model(model).unwrap();
+        for d in &g.devices {
+            assert!(g.rules.iter().any(|r| r.kind == d.kind), "{model}: {} ({}) has no register rules", d.name, d.kind);
+        }
+    }
+    assert_eq!(Numbering::Likwid52.name(0), Some("MSR_DEV"));
+    assert_eq!(Numbering::Likwid53.name(0), Some("MSR_DEV"));
+    assert_eq!(Numbering::Likwid52.name(-5), None);
+    assert!(Generation::for_model("zen4").is_none());
+}
