@@ -12,6 +12,7 @@ program test_fortran
   integer(c_int64_t), parameter :: VALUE = int(z'0000123456789ABC', c_int64_t)
   integer(c_int32_t) :: rc, cpu
   integer(c_int64_t) :: got
+  type(HPMBatchOp) :: ops(5)
   integer :: failures = 0
 
   rc = HPMinit()
@@ -37,6 +38,18 @@ program test_fortran
   rc = HPMwrite(0_c_int32_t, MSR_DEV, SYSCFG, 0_c_int64_t)
   call expect_rc('HPMwrite SYSCFG (denied)', rc, -EPERM)
   if (HPMcheck(MSR_DEV, 0_c_int32_t) /= 1) call fail('HPMcheck(MSR_DEV, 0) is not 1')
+
+  ! A batch: write then read back PERF_CTR0 on both cpus, plus a denied SYSCFG write.
+  ops(1) = HPMBatchOp(cpu=0, dev=MSR_DEV, reg=PERF_CTR0, op=HPM_BATCH_WRITE, data=VALUE + 10)
+  ops(2) = HPMBatchOp(cpu=1, dev=MSR_DEV, reg=PERF_CTR0, op=HPM_BATCH_WRITE, data=VALUE + 11)
+  ops(3) = HPMBatchOp(cpu=0, dev=MSR_DEV, reg=PERF_CTR0, op=HPM_BATCH_READ)
+  ops(4) = HPMBatchOp(cpu=1, dev=MSR_DEV, reg=PERF_CTR0, op=HPM_BATCH_READ)
+  ops(5) = HPMBatchOp(cpu=0, dev=MSR_DEV, reg=SYSCFG, op=HPM_BATCH_WRITE, data=1_c_int64_t)
+  rc = HPMbatch(ops, 5_c_int32_t)
+  call expect_rc('HPMbatch (failed operations)', rc, 1_c_int32_t)
+  if (ops(3)%data /= VALUE + 10 .or. ops(4)%data /= VALUE + 11) call fail('HPMbatch read back wrong values')
+  call expect_rc('HPMbatch SYSCFG result', ops(5)%result, -EPERM)
+  if (HPMdaemonPid() <= 0) call fail('HPMdaemonPid is not a pid during the session')
 
   call HPMfinalize()
   if (HPMinitialized() /= 0) call fail('HPMinitialized is not 0 after HPMfinalize')

@@ -25,6 +25,22 @@ module likwid_access
 
   public :: HPMmode, HPMinit, HPMinitialized, HPMaddThread, HPMfinalize
   public :: HPMread, HPMwrite, HPMcheck
+  public :: HPMBatchOp, HPMbatch, HPMdaemonPid
+
+  ! Batches: many operations in one round trip (HPMbatch). HPMBatchOp matches the C struct.
+  integer(c_int32_t), parameter, public :: HPM_BATCH_READ = 0
+  integer(c_int32_t), parameter, public :: HPM_BATCH_WRITE = 1
+  integer(c_int32_t), parameter, public :: HPM_BATCH_MAX = 65536
+
+  type, bind(C) :: HPMBatchOp
+    integer(c_int32_t) :: cpu = 0        ! hardware thread, as for HPMread
+    integer(c_int32_t) :: dev = 0        ! MSR_DEV (or an uncore device index)
+    integer(c_int32_t) :: reg = 0        ! register
+    integer(c_int32_t) :: op = 0         ! HPM_BATCH_READ or HPM_BATCH_WRITE
+    integer(c_int64_t) :: data = 0       ! in: value to write; out: value read
+    integer(c_int32_t) :: result = 0     ! out: 0 or a negative errno, as HPMread/HPMwrite
+    integer(c_int32_t) :: reserved = 0
+  end type HPMBatchOp
 
   interface
     ! void HPMmode(int32_t mode): ACCESSMODE_DAEMON (default) or ACCESSMODE_DIRECT.
@@ -81,8 +97,20 @@ module likwid_access
     end function HPMcheck
   end interface
 
-  ! ---------------------------------------------------------------------------------------
-  ! BATCHES: reserved. The library has no batch functions yet; when it gets them, their
-  ! bind(C) interfaces go here, with the same conventions as above.
-  ! ---------------------------------------------------------------------------------------
+  interface
+    ! int32_t HPMbatch(HPMBatchOp *ops, uint32_t count): runs the operations in order in one
+    ! round trip; returns the number of failed ones, or a negative errno for the whole call.
+    function HPMbatch(ops, count) result(failed) bind(C, name="HPMbatch")
+      import :: c_int32_t, HPMBatchOp
+      type(HPMBatchOp), intent(inout) :: ops(*)
+      integer(c_int32_t), value :: count
+      integer(c_int32_t) :: failed
+    end function HPMbatch
+
+    ! int32_t HPMdaemonPid(void): the serving daemon's pid, 0 if none.
+    function HPMdaemonPid() result(pid) bind(C, name="HPMdaemonPid")
+      import :: c_int32_t
+      integer(c_int32_t) :: pid
+    end function HPMdaemonPid
+  end interface
 end module likwid_access
