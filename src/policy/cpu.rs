@@ -383,6 +383,19 @@ mod tests {
     }
 
     #[test]
+    fn rdt_and_debug_registers_are_writable_only_where_they_are_uncore_counters() {
+        // 0xC80-0xDDF holds RDT/QoS, DEBUG_INTERFACE, BNDCFGS, XSS, HDC and LBR_INFO on newer
+        // CPUs and uncore PMON units on these four; the ceiling cannot tell them apart.
+        let old_uncore = ["nhmex", "wsmex", "snbep", "ivbep"];
+        for model in CPU_MODELS.iter().filter(|m| !old_uncore.contains(&m.name)) {
+            let policy = crate::policy::Policy::builtin(model);
+            for reg in 0xC80..=0xDDF {
+                assert_eq!(policy.write_mask(reg), None, "{}: {reg:#x} writable", model.name);
+            }
+        }
+    }
+
+    #[test]
     fn model_lists_do_not_overlap_and_sim_identity_selects_its_own_table() {
         for m in CPU_MODELS {
             assert_eq!(CpuModel::for_identity(&m.identity()).unwrap().name, m.name);
