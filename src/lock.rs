@@ -3,7 +3,8 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use nix::time::{clock_gettime, ClockId};
+use std::time::Duration;
 
 /// LIKWID's rule: missing or unopenable for another reason → unlocked; EACCES → locked;
 /// opened → locked unless owned by the caller's real uid.
@@ -23,7 +24,7 @@ pub const RECHECK: Duration = Duration::from_millis(250);
 pub struct LockWatch {
     path: PathBuf,
     real_uid: u32,
-    checked: Option<(Instant, bool)>,
+    checked: Option<(Duration, bool)>,
 }
 
 impl LockWatch {
@@ -36,9 +37,11 @@ impl LockWatch {
     }
 
     pub fn locked(&mut self) -> bool {
-        let now = Instant::now();
+        // The coarse clock (a few ms resolution) costs a fraction of the precise one on this
+        // per-request path, and a lock need not be seen to the millisecond.
+        let now = clock_gettime(ClockId::CLOCK_MONOTONIC_COARSE).map_or(Duration::ZERO, Duration::from);
         match self.checked {
-            Some((at, locked)) if now.duration_since(at) < RECHECK => locked,
+            Some((at, locked)) if now.saturating_sub(at) < RECHECK && now != Duration::ZERO => locked,
             _ => {
                 let locked = is_locked(&self.path, self.real_uid);
                 self.checked = Some((now, locked));
