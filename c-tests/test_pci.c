@@ -1,9 +1,10 @@
 /*
  * test_pci: PCI uncore through the auto-launched daemon on a simulated two-socket Intel server
  * (Skylake-SP here; test_pci_icx.c builds this for Icelake-SP). On each socket it programs and
- * reads a memory-controller (SKX) and a UPI counter, checks the bytes in the simulated config
- * file, the write masks and the offsets outside a counter block; HPMcheck reports exactly the
- * devices the tree has; the ordinary PCI device in the tree is never served.
+ * reads a memory-controller counter (SKX: config space; ICX: its memory-mapped window in
+ * /dev/mem) and a UPI counter, checks the bytes in the simulated files, the write masks and the
+ * offsets outside a counter block; HPMcheck reports exactly the devices the tree has; the
+ * ordinary PCI device in the tree is never served.
  */
 #include "check.h"
 
@@ -42,6 +43,38 @@ static uint64_t config_read(unsigned socket, const char *devfn, uint32_t off, in
     return v;
 }
 
+#ifdef PCI_TEST_ICX
+/* The simulator places socket s's controller c at ((s + 1) << 23) | ((c + 1) << 12). */
+static uint64_t mem_read(unsigned socket, unsigned channel, uint32_t off, int width)
+{
+    char path[512];
+    uint64_t v = 0, block = ((uint64_t)(socket + 1) << 23) | ((uint64_t)(channel / 2 + 1) << 12);
+    snprintf(path, sizeof path, "%s/dev/mem", sim_root());
+    int fd = open(path, O_RDONLY);
+    if (fd < 0 || pread(fd, &v, (size_t)width, (off_t)(block + 0x22800 + 0x4000 * (channel % 2) + off)) != width)
+        v = ~UINT64_C(0);
+    if (fd >= 0)
+        close(fd);
+    return v;
+}
+
+static void mmio_channel(uint32_t cpu, PciDeviceIndex dev, unsigned channel)
+{
+    unsigned socket = cpu / 2;
+    uint64_t v = 0, counter = UINT64_C(0xABCDEF0123) + socket;
+    CHECK(HPMcheck(dev, cpu) == 1, "MMIO channel %u: HPMcheck on cpu %u", channel, (unsigned)cpu);
+    CHECK_RC(HPMwrite(cpu, dev, 0x40, 0x00400304), 0, "MMIO channel %u: program CTL0", channel);
+    CHECK_U64(mem_read(socket, channel, 0x40, 4), 0x00400304, "MMIO channel %u: CTL0 bytes on socket %u", channel, socket);
+    CHECK_RC(HPMwrite(cpu, dev, 0x08, counter), 0, "MMIO channel %u: write CTR0", channel);
+    CHECK_RC(HPMread(cpu, dev, 0x08, &v), 0, "MMIO channel %u: read CTR0", channel);
+    CHECK_U64(v, counter, "MMIO channel %u: CTR0 on socket %u", channel, socket);
+    CHECK_U64(mem_read(socket, channel, 0x08, 8), counter, "MMIO channel %u: CTR0 bytes on socket %u", channel, socket);
+    CHECK_RC(HPMwrite(cpu, dev, 0x100, 1), -EPERM, "MMIO channel %u: offset outside the counter block", channel);
+    CHECK_RC(HPMwrite(cpu, MMIO_IMC_DEVICE_0_FREERUN, 0x00, 1), -EPERM, "free-running counters are read-only");
+    CHECK_RC(HPMread(cpu, MMIO_IMC_DEVICE_0_FREERUN, 0x00, &v), 0, "free-running counter read");
+}
+#endif
+
 static void program_and_read(uint32_t cpu, PciDeviceIndex dev, const char *devfn, uint32_t ctl, int ctl_width,
                              uint64_t ctl_value, uint32_t ctr, const char *what)
 {
@@ -66,7 +99,10 @@ int main(void)
     guard_alarm(60);
     start_session(CPUS);
     for (uint32_t cpu = 0; cpu < CPUS; cpu += 2) {
-#ifndef PCI_TEST_ICX
+#ifdef PCI_TEST_ICX
+        mmio_channel(cpu, MMIO_IMC_DEVICE_0_CH_0, 0);
+        mmio_channel(cpu, MMIO_IMC_DEVICE_3_CH_1, 7);
+#else
         program_and_read(cpu, PCI_IMC_DEVICE_0_CH_0, "0a.2", IMC_CTL, 4, 0x00400304, IMC_CTR, "IMC channel 0");
         /* ov_en (bit 20) is outside what LIKWID writes here: masked out, the rest kept. */
         HPMwrite(cpu, PCI_IMC_DEVICE_0_CH_1, IMC_CTL, 0xFFFFFFFF);
@@ -92,7 +128,8 @@ int main(void)
     for (PciDeviceIndex d = 1; d < 55; d++)
         present += HPMcheck(d, 0) + HPMcheck(d, 2);
 #ifdef PCI_TEST_ICX
-    CHECK(present == 2 * 10, "HPMcheck finds %d devices on two sockets, want 2 x 10", present);
+    /* 10 in config space (M2M, UPI, M3UPI) + 8 memory channels + 4 free-running windows */
+    CHECK(present == 2 * 22, "HPMcheck finds %d devices on two sockets, want 2 x 22", present);
 #else
     CHECK(present == 2 * 14, "HPMcheck finds %d devices on two sockets, want 2 x 14", present);
 #endif

@@ -77,7 +77,27 @@ fn create_pci(root: &Root, generation: &Generation, sockets: u32) -> io::Result<
             pci_device(&devices.join(name), entry.vendor, entry.device, i64::from(socket))?;
         }
     }
+    if generation.devices.iter().any(|d| d.name == crate::device::pci::MMIO_BASE) {
+        create_mmio(root, sockets)?;
+    }
     pci_device(&devices.join("0000:00:1f.6"), 0x8086, 0x15b8, -1)
+}
+
+/// Icelake-SP: BARs in each socket's 00.1 config space that place its memory-controller windows
+/// at (socket + 1) · 8 MiB, and a sparse `dev/mem` that holds them.
+fn create_mmio(root: &Root, sockets: u32) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    for socket in 0..sockets {
+        let config = root.pci_devices().join(format!("0000:{:02x}:00.1/config", first_bus(socket)));
+        let file = std::fs::OpenOptions::new().write(true).open(config)?;
+        file.write_all_at(&(socket + 1).to_le_bytes(), 0xD0)?;
+        for controller in 0..4u32 {
+            file.write_all_at(&(controller + 1).to_le_bytes(), 0xD8 + 4 * u64::from(controller))?;
+        }
+    }
+    std::fs::create_dir_all(root.base().join("dev"))?;
+    let mem = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(root.base().join("dev/mem"))?;
+    mem.set_len((u64::from(sockets) + 1) << 23)
 }
 
 /// Creates (or refreshes) a simulated single-socket machine under `dir`.

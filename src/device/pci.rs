@@ -2,6 +2,8 @@
 //! (`/sys/bus/pci/devices/DDDD:BB:DD.F/{vendor,device,numa_node,config}`). Only devices in
 //! the generation's table are ever opened; any other PCI device does not exist here.
 //! Config space is byte-addressed, in the kernel's file and in a simulated one alike.
+//! Icelake-SP's memory controllers are not in config space but memory-mapped: their windows
+//! are found from the BARs of each socket's 00.1 device and reached through `/dev/mem`.
 
 use crate::policy::pci::Generation;
 use crate::root::Root;
@@ -11,24 +13,26 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+/// A device's registers: its config file, or a window of `/dev/mem` starting at `base`.
 #[derive(Debug)]
 pub struct PciConfig {
     file: File,
+    base: u64,
 }
 
 impl PciConfig {
     pub fn open(path: &Path) -> io::Result<PciConfig> {
-        Ok(PciConfig { file: OpenOptions::new().read(true).write(true).open(path)? })
+        Ok(PciConfig { file: OpenOptions::new().read(true).write(true).open(path)?, base: 0 })
     }
 
     pub fn try_clone(&self) -> io::Result<PciConfig> {
-        Ok(PciConfig { file: self.file.try_clone()? })
+        Ok(PciConfig { file: self.file.try_clone()?, base: self.base })
     }
 
     /// Reads `width` (4 or 8) bytes at `offset`.
     pub fn read(&self, offset: u32, width: u8) -> io::Result<u64> {
         let mut buf = [0u8; 8];
-        let n = self.file.read_at(&mut buf[..width as usize], u64::from(offset))?;
+        let n = self.file.read_at(&mut buf[..width as usize], self.base + u64::from(offset))?;
         if n != width as usize {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
@@ -37,7 +41,7 @@ impl PciConfig {
 
     pub fn write(&self, offset: u32, width: u8, value: u64) -> io::Result<()> {
         let bytes = value.to_le_bytes();
-        if self.file.write_at(&bytes[..width as usize], u64::from(offset))? != width as usize {
+        if self.file.write_at(&bytes[..width as usize], self.base + u64::from(offset))? != width as usize {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
         Ok(())
@@ -114,6 +118,70 @@ pub fn scan(root: &Root, generation: &Generation) -> Vec<Found> {
         .collect()
 }
 
+/// Name of the per-socket device whose config space holds the memory-controller BARs.
+pub const MMIO_BASE: &str = "MMIO_BASE";
+/// Box types of the memory-mapped windows.
+pub const MMIO_CHANNEL: &str = "MMIO_IMC";
+pub const MMIO_FREERUN: &str = "MMIO_FREERUN";
+
+/// Which window a LIKWID MMIO device name means: `MMIO_IMC_DEVICE_<c>_CH_<n>` is channel
+/// 2c+n (5.2 names two channels per controller, 5.3+ counts all eight under controller 0),
+/// `MMIO_IMC_DEVICE_<c>_FREERUN` the free-running counters of controller c.
+pub fn mmio_window(name: &str) -> Option<(&'static str, u32)> {
+    let rest = name.strip_prefix("MMIO_IMC_DEVICE_")?;
+    let (controller, what) = rest.split_once('_')?;
+    let controller: u32 = controller.parse().ok()?;
+    match what.strip_prefix("CH_") {
+        Some(channel) => Some((MMIO_CHANNEL, 2 * controller + channel.parse::<u32>().ok()?)),
+        None if what == "FREERUN" => Some((MMIO_FREERUN, controller)),
+        None => None,
+    }
+}
+
+/// The windows of one socket from the BARs in its 00.1 device's config space (Icelake-SP):
+/// base = (cfg[0xD0] & 0x1FFFFFFF) << 23; controller c's block = base | (cfg[0xD8 + 4c] & 0x7FF)
+/// << 12; channel k's window at block(k/2) + 0x22800 + 0x4000·(k%2); free-running at
+/// block(c) + 0x2290.
+pub fn mmio_windows(config: &PciConfig) -> io::Result<Vec<(&'static str, u32, u64)>> {
+    let base = (config.read(0xD0, 4)? & 0x1FFF_FFFF) << 23;
+    let mut out = Vec::new();
+    for c in 0..4u32 {
+        let block = base | ((config.read(0xD8 + 4 * c, 4)? & 0x7FF) << 12);
+        for n in 0..2u32 {
+            out.push((MMIO_CHANNEL, 2 * c + n, block + 0x22800 + 0x4000 * u64::from(n)));
+        }
+        out.push((MMIO_FREERUN, c, block + 0x2290));
+    }
+    Ok(out)
+}
+
+/// Opens `/dev/mem` once (before the privilege drop) and maps every socket's windows to it.
+fn open_mmio(root: &Root, generation: &Generation, devices: &mut BTreeMap<(u32, String), (String, PciConfig)>) {
+    let bases: Vec<u32> = devices.iter().filter(|((_, n), _)| n == MMIO_BASE).map(|((s, _), _)| *s).collect();
+    if bases.is_empty() || !generation.rules.iter().any(|r| r.kind == MMIO_CHANNEL) {
+        return;
+    }
+    let mem_path = root.base().join("dev/mem");
+    let mem = match OpenOptions::new().read(true).write(true).open(&mem_path) {
+        Ok(f) => f,
+        Err(e) => return log::warn!("memory-controller counters unavailable: cannot open {}: {e}", mem_path.display()),
+    };
+    for socket in bases {
+        let windows = match mmio_windows(&devices[&(socket, MMIO_BASE.to_string())].1) {
+            Ok(w) => w,
+            Err(e) => {
+                log::warn!("socket {socket}: cannot read the memory-controller BARs: {e}");
+                continue;
+            }
+        };
+        for (kind, index, base) in windows {
+            if let Ok(file) = mem.try_clone() {
+                devices.insert((socket, format!("{kind}#{index}")), (kind.to_string(), PciConfig { file, base }));
+            }
+        }
+    }
+}
+
 /// The open config files of every uncore device, by (socket, PciDeviceIndex name).
 #[derive(Debug, Default)]
 pub struct PciDevices {
@@ -133,12 +201,20 @@ impl PciDevices {
                 Err(e) => log::warn!("cannot open {}: {e}", found.path.display()),
             }
         }
+        if let Some(g) = generation {
+            open_mmio(root, g, &mut devices);
+        }
         PciDevices { devices }
     }
 
-    /// The device `name` on `socket` and its type.
+    /// The device `name` (a PciDeviceIndex name) on `socket` and its type.
     pub fn get(&self, socket: u32, name: &str) -> Option<(&str, &PciConfig)> {
-        self.devices.get(&(socket, name.to_string())).map(|(kind, config)| (kind.as_str(), config))
+        let key = match mmio_window(name) {
+            Some((kind, index)) => format!("{kind}#{index}"),
+            None if name == MMIO_BASE => return None,
+            None => name.to_string(),
+        };
+        self.devices.get(&(socket, key)).map(|(kind, config)| (kind.as_str(), config))
     }
 
     pub fn len(&self) -> usize {
@@ -195,6 +271,16 @@ mod tests {
         assert!(opened.get(1, "PCI_IMC_DEVICE_0_CH_0").is_some_and(|(kind, _)| kind == "IMC"));
         assert!(PciDevices::open_all(&root, None).is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn mmio_names_of_both_numberings_name_the_same_windows() {
+        assert_eq!(mmio_window("MMIO_IMC_DEVICE_0_CH_0"), Some((MMIO_CHANNEL, 0)));
+        assert_eq!(mmio_window("MMIO_IMC_DEVICE_1_CH_1"), Some((MMIO_CHANNEL, 3)), "5.2: two channels per controller");
+        assert_eq!(mmio_window("MMIO_IMC_DEVICE_0_CH_7"), Some((MMIO_CHANNEL, 7)), "5.3+: eight under controller 0");
+        assert_eq!(mmio_window("MMIO_IMC_DEVICE_2_FREERUN"), Some((MMIO_FREERUN, 2)));
+        assert_eq!(mmio_window("PCI_IMC_DEVICE_0_CH_0"), None);
+        assert_eq!(mmio_window("MMIO_IMC_DEVICE_X_CH_0"), None);
     }
 
     #[test]
