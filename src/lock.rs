@@ -1,9 +1,9 @@
 //! LIKWID's lock file (facts §3): sites chown `/var/run/likwid.lock` to the user whose job may
 //! measure; everybody else is locked out, root included.
 
+use nix::time::{clock_gettime, ClockId};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use nix::time::{clock_gettime, ClockId};
 use std::time::Duration;
 
 /// LIKWID's rule: missing or unopenable for another reason → unlocked; EACCES → locked;
