@@ -464,7 +464,8 @@ for cpu in "${ready[@]}"; do
         if [[ $record == 1 && $name == perfctr-* ]]; then
             mkdir -p "$here/traces/$cpu"
             {
-                echo "# $cpu ${name#perfctr-}: $(cat "$d/cmd") (LIKWID $(likwid-perfctr -v | awk '/Version/ {print $3; exit}'))"
+                echo "# $cpu ${name#perfctr-}: likwid-perfctr -M 1 -C 0-1 -g ${name#perfctr-}" \
+                    "(LIKWID $(likwid-perfctr -v | awk '/Version/ { print $4; exit }'))"
                 echo "# op cpu device reg data code; unique accesses (reads: data not kept)"
                 python3 "$here/regstore.py" dedupe "$d/trace"
             } >"$here/traces/$cpu/${name#perfctr-}.trace"
