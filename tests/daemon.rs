@@ -99,14 +99,24 @@ fn daemon_that_cannot_serve_says_why_in_its_greeting() {
 }
 
 #[test]
-fn client_vanishing_mid_session_ends_the_daemon() {
+fn client_vanishing_mid_session_ends_the_daemon_and_restores_counters_not_settings() {
     let root = machine("vanish", "skx", &[0, 1]);
     let (mut s, mut child) = spawn(&root);
     greeting(&mut s);
     let r = ask(&mut s, wire::TYPE_WRITE, 1, 0, 0x1A4, 0xFF);
     assert_eq!(r.errorcode, wire::ERR_NOERROR, "prefetcher control is writable on SKX");
+    let r = ask(&mut s, wire::TYPE_WRITE, 1, 0, 0xC1, 0x1234);
+    assert_eq!(r.errorcode, wire::ERR_NOERROR, "PMC0 is writable on SKX");
     drop(s);
     assert!(child.wait().unwrap().success(), "EOF is a normal end");
+    let store = std::fs::File::open(root.join("dev/cpu/1/msr")).unwrap();
+    let reg = |r: u64| {
+        let mut v = [0u8; 8];
+        std::os::unix::fs::FileExt::read_exact_at(&store, &mut v, 8 * r).unwrap();
+        u64::from_le_bytes(v)
+    };
+    assert_eq!(reg(0xC1), 0, "the counter is restored after EOF without EXIT");
+    assert_eq!(reg(0x1A4), 0xF, "the prefetcher setting persists (likwid-features sends no EXIT)");
     std::fs::remove_dir_all(&root).unwrap();
 }
 

@@ -66,9 +66,12 @@ impl<'e> Session<'e> {
         (req.cpu, req.device, req.reg)
     }
 
-    /// Whether a write must first capture the register's value for the journal.
+    /// Whether a write must first capture the register's value for the journal. Settings
+    /// meant to outlive the session (prefetchers, uncore clock) are never journaled.
     fn needs_original(&self, req: &Record) -> bool {
-        req.kind == wire::TYPE_WRITE && !self.journal.seen.contains(&Session::key(req))
+        req.kind == wire::TYPE_WRITE
+            && !(req.device == wire::MSR_DEV && crate::policy::persists(req.reg))
+            && !self.journal.seen.contains(&Session::key(req))
     }
 
     /// A write the journal could not take back is refused before it happens.

@@ -99,6 +99,15 @@ fn find(rules: &[Rule], reg: u32) -> Option<&Rule> {
 
 /// The registers list that caps every table's write masks.
 pub const CEILING_TABLE: &str = include_str!("tables/never_writable.txt");
+/// Settings whose changes persist after a session (never restored after a crash).
+pub const PERSISTENT_TABLE: &str = include_str!("tables/persistent.txt");
+
+/// Whether a write to MSR `reg` is a setting meant to outlive the session (prefetchers,
+/// uncore frequency) rather than counter programming, which is undone after a crash.
+pub fn persists(reg: u32) -> bool {
+    static PERSISTENT: std::sync::OnceLock<Vec<Rule>> = std::sync::OnceLock::new();
+    find(PERSISTENT.get_or_init(|| parse(PERSISTENT_TABLE).expect("built-in persistent table parses")), reg).is_some()
+}
 
 /// The effective policy for one machine: a table and the ceiling.
 #[derive(Debug, Clone)]
