@@ -22,11 +22,8 @@ echo "LIKWID: $(dpkg-query -W -f='${Package} ${Version}' likwid 2>/dev/null || e
 echo
 unshare -m --propagation private bash -euc '
     tmp=$1
-    mkdir "$tmp/dev"
-    mount -t tmpfs -o mode=0755 none "$tmp/dev"
-    for node in null zero full random urandom tty; do touch "$tmp/dev/$node"; mount --bind "/dev/$node" "$tmp/dev/$node"; done
-    for cpu in 0 1; do mkdir -p "$tmp/dev/cpu/$cpu"; truncate -s 32G "$tmp/dev/cpu/$cpu/msr"; done
-    mount --move "$tmp/dev" /dev
+    source "${4}"
+    private_dev "$tmp" 2
     mount --bind "$tmp/m/proc/cpuinfo" /proc/cpuinfo
     "$tmp/bench" /dev/cpu/0/msr "$2" "$3"
-' bench "$tmp" "$rel/likwid-accessD" "$likwid"
+' bench "$tmp" "$rel/likwid-accessD" "$likwid" "$(realpath c-tests/private-dev.sh)"

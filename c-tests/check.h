@@ -418,6 +418,19 @@ static inline pid_t find_daemon(void)
     return -1;
 }
 
+/* Entries of a directory other than . and .. (e.g. /proc/PID/task, /proc/PID/fd); -1 if unreadable. */
+static inline int count_dir_entries(const char *path)
+{
+    DIR *d = opendir(path);
+    int n = 0;
+    if (!d)
+        return -1;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
 /* Number of open file descriptors of this process. */
 static inline int count_fds(void)
 {

@@ -13,18 +13,8 @@ trap 'rm -rf "$tmp"' EXIT
 target/release/likwid-access sim "$tmp/m" --cpu zen4 --cpus 2 >/dev/null
 unshare -m --propagation private bash -euc '
     tmp=$1 client=$2 daemon=$3 sink=$4
-    mkdir "$tmp/dev"
-    mount -t tmpfs -o mode=0755 none "$tmp/dev"
-    for node in null zero full random urandom tty; do
-        touch "$tmp/dev/$node"
-        mount --bind "/dev/$node" "$tmp/dev/$node"
-    done
-    for cpu in 0 1; do
-        mkdir -p "$tmp/dev/cpu/$cpu"
-        truncate -s 32G "$tmp/dev/cpu/$cpu/msr"
-        chmod 0600 "$tmp/dev/cpu/$cpu/msr"
-    done
-    mount --move "$tmp/dev" /dev
+    source "$5"
+    private_dev "$tmp" 2
     mount --bind "$tmp/m/proc/cpuinfo" /proc/cpuinfo
     python3 "$sink" /dev/log "$tmp/syslog" "$tmp/ready" &
     sink_pid=$!
@@ -34,7 +24,8 @@ unshare -m --propagation private bash -euc '
     sleep 0.2
     kill $sink_pid
     exit $rc
-' compat "$tmp" "$(realpath "$client")" "$(realpath "$daemon")" "$(realpath c-tests/syslog_sink.py)"
+' compat "$tmp" "$(realpath "$client")" "$(realpath "$daemon")" "$(realpath c-tests/syslog_sink.py)" \
+    "$(realpath c-tests/private-dev.sh)"
 fail=0
 expect_log() {
     if ! grep -Eq "$1" "$tmp/syslog"; then echo "FAIL syslog: no record matching /$1/"; fail=1; fi

@@ -12,12 +12,9 @@ trap 'rm -rf "$tmp"' EXIT
 target/release/likwid-access sim "$tmp/m" --cpu zen3 --cpus 2 >/dev/null
 unshare -m --propagation private bash -euc '
     tmp=$1
-    mkdir "$tmp/dev" "$tmp/run"
-    mount -t tmpfs -o mode=0755 none "$tmp/dev"
-    for node in null zero full random urandom tty; do touch "$tmp/dev/$node"; mount --bind "/dev/$node" "$tmp/dev/$node"; done
-    for cpu in 0 1; do mkdir -p "$tmp/dev/cpu/$cpu"; truncate -s 32G "$tmp/dev/cpu/$cpu/msr"; done
-    mount --move "$tmp/dev" /dev
+    source "${5}"
+    private_dev "$tmp" 2
     mount -t tmpfs -o mode=0755 none /run
     mount --bind "$tmp/m/proc/cpuinfo" /proc/cpuinfo
     "$2" "$3" "$4"
-' differential "$tmp" "$(realpath "$client")" "$likwid" "$(realpath "$ours")"
+' differential "$tmp" "$(realpath "$client")" "$likwid" "$(realpath "$ours")" "$(realpath c-tests/private-dev.sh)"

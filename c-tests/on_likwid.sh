@@ -11,15 +11,12 @@ trap 'rm -rf "$tmp"' EXIT
 target/release/likwid-access sim "$tmp/m" --cpu zen3 --cpus 2 >/dev/null
 unshare -m --propagation private bash -euc '
     tmp=$1 bin=$2 likwid=$3 ours=$4
-    mkdir "$tmp/dev"
-    mount -t tmpfs -o mode=0755 none "$tmp/dev"
-    for node in null zero full random urandom tty; do touch "$tmp/dev/$node"; mount --bind "/dev/$node" "$tmp/dev/$node"; done
-    for cpu in 0 1; do mkdir -p "$tmp/dev/cpu/$cpu"; truncate -s 32G "$tmp/dev/cpu/$cpu/msr"; done
-    mount --move "$tmp/dev" /dev
+    source "${5}"
+    private_dev "$tmp" 2
     mount --bind "$tmp/m/proc/cpuinfo" /proc/cpuinfo
     echo "== against Debian likwid-accessD"
     LIKWID_ACCESSD=$likwid LIKWID_TEST_STRIDE=1 "$bin"
     for cpu in 0 1; do truncate -s 0 /dev/cpu/$cpu/msr; truncate -s 32G /dev/cpu/$cpu/msr; done
     echo "== against ours"
     LIKWID_ACCESSD=$ours LIKWID_TEST_STRIDE=8 "$bin"
-' on_likwid "$tmp" "$(realpath "$bin")" "$likwid" "$(realpath "$ours")"
+' on_likwid "$tmp" "$(realpath "$bin")" "$likwid" "$(realpath "$ours")" "$(realpath c-tests/private-dev.sh)"

@@ -51,15 +51,8 @@ unshare -m --propagation private bash -euc '
     inst=$1 u1=$2 g1=$3 u2=$4 g2=$5 sink=$6
     as_t1="setpriv --reuid=$u1 --regid=$g1 --clear-groups"
     as_t2="setpriv --reuid=$u2 --regid=$g2 --clear-groups"
-    mkdir "$inst/dev"
-    mount -t tmpfs -o mode=0755 none "$inst/dev"
-    for node in null zero full random urandom tty; do
-        touch "$inst/dev/$node"; mount --bind "/dev/$node" "$inst/dev/$node"
-    done
-    for cpu in 0 1; do
-        mkdir -p "$inst/dev/cpu/$cpu"; truncate -s 32G "$inst/dev/cpu/$cpu/msr"; chmod 0600 "$inst/dev/cpu/$cpu/msr"
-    done
-    mount --move "$inst/dev" /dev
+    source "${7}"
+    private_dev "$inst" 2
     mount --bind "$inst/host/proc/cpuinfo" /proc/cpuinfo
     python3 "$sink" /dev/log "$inst/syslog" "$inst/ready" & sink_pid=$!
     for _ in $(seq 100); do [ -e "$inst/ready" ] && break; sleep 0.05; done
@@ -116,4 +109,4 @@ unshare -m --propagation private bash -euc '
     done
     [ $fail = 0 ] || { echo "--- syslog:"; cat "$inst/syslog"; }
     exit $fail
-' privilege "$inst" "$u1" "$g1" "$u2" "$g2" "$(realpath c-tests/syslog_sink.py)"
+' privilege "$inst" "$u1" "$g1" "$u2" "$g2" "$(realpath c-tests/syslog_sink.py)" "$(realpath c-tests/private-dev.sh)"

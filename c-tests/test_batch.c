@@ -80,14 +80,7 @@ static int daemon_threads(int pid)
 {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/task", pid);
-    DIR *d = opendir(path);
-    int n = 0;
-    if (!d)
-        return -1;
-    for (struct dirent *e; (e = readdir(d)) != NULL;)
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
+    return count_dir_entries(path);
 }
 
 int main(void)

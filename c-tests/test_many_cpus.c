@@ -7,18 +7,6 @@
 
 #define NCPUS 256u
 
-static int count_dir(const char *path)
-{
-    DIR *d = opendir(path);
-    int n = 0;
-    if (!d)
-        return -1;
-    for (struct dirent *e; (e = readdir(d)) != NULL;)
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
-}
-
 int main(void)
 {
     guard_alarm(60);
@@ -41,7 +29,7 @@ int main(void)
     CHECK(fds_after - fds_before <= 2, "the library holds %d more fds for %u CPUs", fds_after - fds_before, NCPUS);
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/fd", HPMdaemonPid());
-    int dfds = count_dir(path);
+    int dfds = count_dir_entries(path);
     printf("library fds +%d, daemon fds %d\n", fds_after - fds_before, dfds);
     CHECK(dfds > 0 && dfds <= (int)NCPUS + 8, "the daemon holds %d fds for %u CPUs", dfds, NCPUS);
 

@@ -31,15 +31,7 @@ impl Audit {
             return false;
         }
         self.tokens -= 1.0;
-        if self.suppressed > 0 {
-            log::warn!(
-                "rate limit: {} audit records suppressed for uid={} pid={}",
-                self.suppressed,
-                self.peer.uid,
-                self.peer.pid
-            );
-            self.suppressed = 0;
-        }
+        self.summary();
         true
     }
 
@@ -64,7 +56,8 @@ impl Audit {
         }
     }
 
-    /// Logs the end of a session, which is never rate-limited.
+    /// Logs how many records the limit swallowed since the last one (at the next admitted
+    /// record and at the end of the session, which is never rate-limited).
     pub fn summary(&mut self) {
         if self.suppressed > 0 {
             log::warn!(
