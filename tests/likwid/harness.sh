@@ -46,6 +46,12 @@ if [[ ${1:-} == --inner ]]; then
         chmod 0600 "$w/devtmp/cpu/$n/msr"
         mount --bind "$w/m/dev/cpu/$n/msr" "$w/devtmp/cpu/$n/msr"
     done
+    # Icelake-SP's memory controllers are MMIO windows in /dev/mem: the simulated one.
+    if [[ -f $w/m/dev/mem ]]; then
+        touch "$w/devtmp/mem"
+        chmod 0600 "$w/devtmp/mem"
+        mount --bind "$w/m/dev/mem" "$w/devtmp/mem"
+    fi
     mount --move "$w/devtmp" /dev
     mount --bind "$w/m/proc/cpuinfo" /proc/cpuinfo
     # The simulated uncore PCI devices (Intel servers) where the daemon looks for them.
@@ -218,8 +224,9 @@ trap 'exit 130' INT TERM
 # What LIKWID is told about each simulated CPU (topology file), beyond the family and model
 # of the simulated /proc/cpuinfo: isIntel, PERFMON version, general and fixed counters per
 # thread (CPUID leaf 0xA with SMT on), stepping, its group directory, the units it counts
-# through PCI/MMIO devices this daemon does not serve (for skx and icx it serves the PCI ones:
-# `likwid-access sim` creates them and the namespace shows them as /sys/bus/pci/devices), the ENERGY metric the value check reads ("-":
+# through PCI/MMIO devices this daemon does not serve (for skx and icx it serves them all:
+# `likwid-access sim` creates the devices, the namespace shows them as /sys/bus/pci/devices
+# and /dev/mem), the ENERGY metric the value check reads ("-":
 # no ENERGY group), registers preset the way hardware reports them (REG:VALUE,...), and whether
 # likwid-features switches prefetchers in MSR 0x1A4 on it (elsewhere it uses IA32_MISC_ENABLE,
 # which is never writable here).
@@ -230,7 +237,7 @@ cpu_table() {
 # name  intel ver ctr fix step groups         pci_units                                  energy         prefetch presets
 zen3    0     0   0   0   1    zen3           -                                          Energy_PKG_[J] -        -
 skx     1     4   4   3   4    skylakeX       -                                          Energy_[J]     1a4      misc
-icx     1     5   8   4   6    ICX            ^(MBOX|MDEV)[0-9]                          Energy_[J]     1a4      misc
+icx     1     5   8   4   6    ICX            -                                          Energy_[J]     1a4      misc
 skl     1     4   4   3   3    skylake        ^MBOX[0-9]                                 Energy_[J]     1a4      misc,0x396:0x4
 zen     0     0   0   0   1    zen            -                                          Energy_PKG_[J] -        -
 zen2    0     0   0   0   1    zen2           -                                          Energy_PKG_[J] -        -
