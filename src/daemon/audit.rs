@@ -3,7 +3,7 @@
 
 use super::serve::Peer;
 use crate::error::AccessError;
-use crate::wire::{Record, TYPE_WRITE};
+use crate::wire::{Kind, Record};
 use std::time::Instant;
 
 /// Records allowed in a burst, and refilled per second after it.
@@ -40,7 +40,12 @@ impl Audit {
         if !self.admit() {
             return;
         }
-        let op = if req.kind == TYPE_WRITE { "write" } else { "read" };
+        let op = match Kind::from_wire(req.kind) {
+            Some(Kind::Write) => "write",
+            Some(Kind::Check) => "check",
+            Some(Kind::Read) => "read",
+            _ => "request",
+        };
         let Peer { uid, pid } = self.peer;
         let (cpu, device, reg) = (req.cpu, req.device, req.reg);
         match err {
