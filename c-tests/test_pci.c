@@ -124,6 +124,12 @@ int main(void)
     };
     CHECK_RC(HPMbatch(ops, 2), 0, "PCI batch");
     CHECK_U64(ops[1].data, 77, "PCI batch read on socket 1");
+    /* LIKWID 3's pci_read reaches the same device through the same session. */
+    pci_init(-1);
+    errno = 0;
+    uint32_t low = pci_read(3, PCI_QPI_DEVICE_PORT_0, UPI_CTR);
+    CHECK(errno == 0 && low == 77, "pci_read on socket 1: %u, errno %d", low, errno);
+    pci_finalize();
     int present = 0;
     for (PciDeviceIndex d = 1; d < 55; d++)
         present += HPMcheck(d, 0) + HPMcheck(d, 2);

@@ -530,35 +530,37 @@ uint64_t msr_tread(int socket_fd, int cpu, uint32_t reg);
 void msr_twrite(int socket_fd, int cpu, uint32_t reg, uint64_t data);
 
 /*
- Accepted for LIKWID 3 programs; PCI devices are not served, so it sets errno to 0 and
- does nothing.
+ Makes `socket_fd` the session of pci_read/pci_write, as msr_init does for msr_read (they
+ share one session). errno: 0, or EBADF when `socket_fd` names no open session.
  */
 void pci_init(int socket_fd);
 
 /*
- Counterpart of pci_init; does nothing.
+ Counterpart of pci_init, as msr_finalize.
  */
 void pci_finalize(void);
 
 /*
- PCI devices are not served: returns 0 with errno EFAULT, as HPMread does for a device
- other than MSR_DEV.
+ Reads the 32-bit config register `reg` of uncore device `index` (PCI_* of this header) on
+ the socket of hardware thread `cpu`, through pci_init's session. Returns the value, or 0
+ with errno set: EFAULT for MSR_DEV or an index outside the numbering, ENODEV for a device
+ the socket does not have, EPERM for an offset the policy denies, as HPMread.
  */
 uint32_t pci_read(int cpu, PciDeviceIndex index, uint32_t reg);
 
 /*
- PCI devices are not served: sets errno to EFAULT, as HPMwrite does for a device other
- than MSR_DEV.
+ Writes `data` to config register `reg` of uncore device `index` on the socket of `cpu`
+ (write mask applied). errno as pci_read.
  */
 void pci_write(int cpu, PciDeviceIndex index, uint32_t reg, uint32_t data);
 
 /*
- As pci_read, through session `socket_fd`: 0 with errno EFAULT.
+ As pci_read, through session `socket_fd`.
  */
 uint32_t pci_tread(int socket_fd, int cpu, PciDeviceIndex index, uint32_t reg);
 
 /*
- As pci_write, through session `socket_fd`: errno EFAULT.
+ As pci_write, through session `socket_fd`.
  */
 void pci_twrite(int socket_fd, int cpu, PciDeviceIndex index, uint32_t reg, uint32_t data);
 

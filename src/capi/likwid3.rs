@@ -34,10 +34,13 @@ fn msr(fd: c_int, cpu: c_int, reg: u32, op: Op) -> Result<u64, SessionError> {
     sessions::access(fd, cpu, wire::MSR_DEV, reg, op)
 }
 
-/// PCI devices are not served: every pci_* access fails as HPMread/HPMwrite do for a device
-/// other than MSR_DEV.
-fn pci() -> Result<u32, SessionError> {
-    Err(ClientError::BadDevice.into())
+/// One PCI uncore access of LIKWID 3's 32-bit pci_* functions: `index` is a PciDeviceIndex of
+/// this header (LIKWID 5.2's numbering), `cpu` a hardware thread whose socket is addressed.
+fn pci(fd: c_int, cpu: c_int, index: PciDeviceIndex, reg: u32, op: Op) -> Result<u32, SessionError> {
+    if index == wire::MSR_DEV {
+        return Err(ClientError::BadDevice.into());
+    }
+    sessions::access(fd, cpu, index, reg, op).map(|v| v as u32)
 }
 
 /// Selects how later accessClient_init/msr_read reach the registers: DAEMON_AM_ACCESS_D
@@ -164,46 +167,46 @@ pub extern "C" fn msr_twrite(socket_fd: c_int, cpu: c_int, reg: u32, data: u64) 
     with_errno((), || msr(socket_fd, cpu, reg, Op::Write(data)).map(|_| ()))
 }
 
-/// Accepted for LIKWID 3 programs; PCI devices are not served, so it sets errno to 0 and
-/// does nothing.
+/// Makes `socket_fd` the session of pci_read/pci_write, as msr_init does for msr_read (they
+/// share one session). errno: 0, or EBADF when `socket_fd` names no open session.
 #[no_mangle]
 pub extern "C" fn pci_init(socket_fd: c_int) {
-    let _ = socket_fd;
-    with_errno((), || Ok(()))
+    with_errno((), || sessions::set_default(socket_fd))
 }
 
-/// Counterpart of pci_init; does nothing.
+/// Counterpart of pci_init, as msr_finalize.
 #[no_mangle]
 pub extern "C" fn pci_finalize() {
-    with_errno((), || Ok(()))
+    with_errno((), || {
+        sessions::clear_default();
+        Ok(())
+    })
 }
 
-/// PCI devices are not served: returns 0 with errno EFAULT, as HPMread does for a device
-/// other than MSR_DEV.
+/// Reads the 32-bit config register `reg` of uncore device `index` (PCI_* of this header) on
+/// the socket of hardware thread `cpu`, through pci_init's session. Returns the value, or 0
+/// with errno set: EFAULT for MSR_DEV or an index outside the numbering, ENODEV for a device
+/// the socket does not have, EPERM for an offset the policy denies, as HPMread.
 #[no_mangle]
 pub extern "C" fn pci_read(cpu: c_int, index: PciDeviceIndex, reg: u32) -> u32 {
-    let _ = (cpu, index, reg);
-    with_errno(0, pci)
+    with_errno(0, || pci(sessions::default_session(), cpu, index, reg, Op::Read))
 }
 
-/// PCI devices are not served: sets errno to EFAULT, as HPMwrite does for a device other
-/// than MSR_DEV.
+/// Writes `data` to config register `reg` of uncore device `index` on the socket of `cpu`
+/// (write mask applied). errno as pci_read.
 #[no_mangle]
 pub extern "C" fn pci_write(cpu: c_int, index: PciDeviceIndex, reg: u32, data: u32) {
-    let _ = (cpu, index, reg, data);
-    with_errno((), || pci().map(|_| ()))
+    with_errno((), || pci(sessions::default_session(), cpu, index, reg, Op::Write(data.into())).map(|_| ()))
 }
 
-/// As pci_read, through session `socket_fd`: 0 with errno EFAULT.
+/// As pci_read, through session `socket_fd`.
 #[no_mangle]
 pub extern "C" fn pci_tread(socket_fd: c_int, cpu: c_int, index: PciDeviceIndex, reg: u32) -> u32 {
-    let _ = (socket_fd, cpu, index, reg);
-    with_errno(0, pci)
+    with_errno(0, || pci(socket_fd, cpu, index, reg, Op::Read))
 }
 
-/// As pci_write, through session `socket_fd`: errno EFAULT.
+/// As pci_write, through session `socket_fd`.
 #[no_mangle]
 pub extern "C" fn pci_twrite(socket_fd: c_int, cpu: c_int, index: PciDeviceIndex, reg: u32, data: u32) {
-    let _ = (socket_fd, cpu, index, reg, data);
-    with_errno((), || pci().map(|_| ()))
+    with_errno((), || pci(socket_fd, cpu, index, reg, Op::Write(data.into())).map(|_| ()))
 }

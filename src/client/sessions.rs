@@ -18,47 +18,47 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// The descriptor that names the process-wide session (LIKWID 3's "no socket").
 pub const PROCESS_SESSION: i32 = -1;
 
-/// One daemon of our own, with the machine's CPU list from its greeting.
+/// One daemon of our own, with the machine's (hardware thread, socket) list from its greeting.
 pub struct Session {
     conn: Connection,
-    cpus: Vec<u32>,
+    cpus: Vec<(u32, u32)>,
 }
 
 impl Session {
     /// Launches a daemon for this session. Prints nothing: callers decide how to report.
     pub fn start() -> Result<Session, StartError> {
         let (conn, cpus) = launch::launch(sys::secure_exec())?;
-        let cpus = cpus.into_iter().map(|(cpu, _)| cpu).collect();
         Ok(Session { conn, cpus })
     }
 
-    pub fn cpus(&self) -> &[u32] {
-        &self.cpus
+    pub fn cpus(&self) -> Vec<u32> {
+        self.cpus.iter().map(|(cpu, _)| *cpu).collect()
     }
 
     pub fn pid(&self) -> u32 {
         self.conn.pid()
     }
 
-    fn cpu(&self, cpu: u32) -> Result<u32, ClientError> {
-        match self.cpus.binary_search(&cpu) {
-            Ok(_) => Ok(cpu),
-            Err(_) => Err(ClientError::OutOfRange),
+    /// The record's `cpu` for `device` on hardware thread `cpu`: the thread for MSRs, its
+    /// socket for PCI uncore devices (as the HPM functions address them).
+    fn cpu(&self, cpu: u32, device: i32) -> Result<u32, ClientError> {
+        let i = self.cpus.binary_search_by_key(&cpu, |(c, _)| *c).map_err(|_| ClientError::OutOfRange)?;
+        match device {
+            wire::MSR_DEV => Ok(cpu),
+            d if super::PCI_NUMBERING.name(d).is_some() => Ok(self.cpus[i].1),
+            _ => Err(ClientError::BadDevice),
         }
     }
 
     /// One read or write, checked as the HPM functions check it.
     pub fn access(&mut self, cpu: u32, device: i32, reg: u32, op: Op) -> Result<u64, ClientError> {
-        if device != wire::MSR_DEV {
-            return Err(ClientError::BadDevice);
-        }
-        let cpu = self.cpu(cpu)?;
+        let cpu = self.cpu(cpu, device)?;
         daemon_access(&mut self.conn, cpu, device, reg, op).map_err(ClientError::Access)
     }
 
     /// LIKWID's CHECK: Ok when the daemon can use `device` on `cpu`.
     pub fn check(&mut self, cpu: u32, device: i32) -> Result<(), ClientError> {
-        let cpu = self.cpu(cpu)?;
+        let cpu = self.cpu(cpu, device)?;
         let reply =
             self.conn.round_trip(&Record::request(wire::TYPE_CHECK, cpu, device, 0, 0)).map_err(ClientError::Access)?;
         match AccessError::from_wire_code(reply.errorcode, 0, false) {

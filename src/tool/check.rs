@@ -26,7 +26,7 @@ pub fn run(args: &[String]) -> Result<(), Failure> {
             "likwid-accessD {} (pid {}) serves CPUs {}",
             path.display(),
             session.pid(),
-            format_cpu_list(session.cpus())
+            format_cpu_list(&session.cpus())
         );
         let mut unusable = 0;
         for cpu in cpus {

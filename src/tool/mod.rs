@@ -211,7 +211,7 @@ fn selected_cpus(session: &Session, wanted: Option<&[u32]>) -> Result<Vec<u32>, 
     if let Some(cpu) = cpus.iter().find(|c| session.cpus().binary_search(c).is_err()) {
         return Err(Failure::Failed(format!(
             "cpu {cpu} is not on this machine (CPUs {})",
-            format_cpu_list(session.cpus())
+            format_cpu_list(&session.cpus())
         )));
     }
     Ok(cpus.to_vec())
