@@ -530,13 +530,13 @@ uint64_t msr_tread(int socket_fd, int cpu, uint32_t reg);
 void msr_twrite(int socket_fd, int cpu, uint32_t reg, uint64_t data);
 
 /*
- Makes `socket_fd` the session of pci_read/pci_write, as msr_init does for msr_read (they
- share one session). errno: 0, or EBADF when `socket_fd` names no open session.
+ Makes `socket_fd` the session of pci_read/pci_write; it is msr_init's session (one per
+ process), so this is msr_init.
  */
 void pci_init(int socket_fd);
 
 /*
- Counterpart of pci_init, as msr_finalize.
+ Counterpart of pci_init: msr_finalize.
  */
 void pci_finalize(void);
 

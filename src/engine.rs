@@ -6,7 +6,7 @@ use crate::device::{MsrDevices, RegisterDevice};
 use crate::error::{AccessError, StartError};
 use crate::lock::LockWatch;
 use crate::policy::pci::{Generation, Numbering, PciRule};
-use crate::policy::{apply_mask, cpu_sockets, parse_cpuinfo, CpuModel, Policy, WriteRule};
+use crate::policy::{apply_mask, parse_cpuinfo, sockets_of, CpuModel, Policy, WriteRule};
 use crate::root::Root;
 use crate::site;
 use crate::wire::MSR_DEV;
@@ -16,13 +16,6 @@ use crate::wire::MSR_DEV;
 pub enum Op {
     Read,
     Write(u64),
-}
-
-/// What a write did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Written {
-    pub old: Option<u64>,
-    pub stored: u64,
 }
 
 pub struct Engine {
@@ -94,25 +87,48 @@ pub fn policy_for(root: &Root) -> Result<Policy, StartError> {
 }
 
 /// Stores `value` under `rule`: a masked merge, an unchanged-only check, or a refusal.
-fn store(dev: &dyn RegisterDevice, rule: WriteRule, reg: u32, value: u64) -> Result<Written, AccessError> {
+fn store(dev: &dyn RegisterDevice, rule: WriteRule, reg: u32, value: u64) -> Result<(), AccessError> {
     let denied = AccessError::Denied { reg, write: true };
     match rule {
         WriteRule::Denied => Err(denied),
         WriteRule::Unchanged => match dev.read(reg).map_err(io_error)? {
-            old if old == value => Ok(Written { old: Some(old), stored: old }),
+            old if old == value => Ok(()),
             _ => Err(denied),
         },
         // All bits writable: no read first (write-1-to-clear status registers must not have
         // someone else's bits written back).
-        WriteRule::Masked(u64::MAX) => {
-            dev.write(reg, value).map_err(io_error)?;
-            Ok(Written { old: None, stored: value })
-        }
+        WriteRule::Masked(u64::MAX) => dev.write(reg, value).map_err(io_error),
         WriteRule::Masked(mask) => {
             let old = dev.read(reg).map_err(io_error)?;
-            let stored = apply_mask(old, value, mask);
-            dev.write(reg, stored).map_err(io_error)?;
-            Ok(Written { old: Some(old), stored })
+            dev.write(reg, apply_mask(old, value, mask)).map_err(io_error)
+        }
+    }
+}
+
+/// A resolved register: the device that holds it and what the policy allows on it.
+struct Target<'a> {
+    device: Device<'a>,
+    readable: bool,
+    write: WriteRule,
+}
+
+enum Device<'a> {
+    Msr(&'a crate::device::MsrFile),
+    Pci(PciRegister<'a>),
+}
+
+impl RegisterDevice for Device<'_> {
+    fn read(&self, reg: u32) -> std::io::Result<u64> {
+        match self {
+            Device::Msr(file) => file.read(reg),
+            Device::Pci(register) => register.read(reg),
+        }
+    }
+
+    fn write(&self, reg: u32, value: u64) -> std::io::Result<()> {
+        match self {
+            Device::Msr(file) => file.write(reg, value),
+            Device::Pci(register) => register.write(reg, value),
         }
     }
 }
@@ -136,9 +152,7 @@ impl Engine {
         let generation = cpu_model(root).ok().and_then(|m| Generation::for_model(m.name));
         let pci = PciDevices::open_all(root, generation);
         let cpuinfo = std::fs::read_to_string(root.cpuinfo()).unwrap_or_default();
-        let known = cpu_sockets(&cpuinfo);
-        let socket_of = |cpu: u32| known.iter().find(|(c, _)| *c == cpu).map_or(0, |(_, s)| *s);
-        let sockets = msrs.cpu_ids().into_iter().map(|cpu| (cpu, socket_of(cpu))).collect();
+        let sockets = sockets_of(&cpuinfo, &msrs.cpu_ids());
         Ok(Engine { policy, msrs, lock, pci, generation, numbering, sockets })
     }
 
@@ -180,94 +194,62 @@ impl Engine {
         &self.policy
     }
 
-    fn device(&mut self, cpu: u32, device: i32) -> Result<&dyn RegisterDevice, AccessError> {
+    fn unlocked(&mut self) -> Result<(), AccessError> {
         if self.lock.locked() {
             return Err(AccessError::Locked);
         }
-        self.unlocked_device(cpu, device)
+        Ok(())
     }
 
-    /// The uncore device `device` (a PciDeviceIndex) of `socket` and the rule for `reg` on it.
-    fn pci_register(
-        &self,
-        socket: u32,
-        device: i32,
-        reg: u32,
-    ) -> Result<(PciRegister<'_>, Option<&PciRule>), AccessError> {
-        let name = self.numbering.name(device).filter(|_| device != MSR_DEV).ok_or(AccessError::NoDevice)?;
-        let (kind, config) = self.pci.get(socket, name).ok_or(AccessError::NoDevice)?;
-        let rule = self.generation.and_then(|g| g.rule(kind, reg));
-        Ok((PciRegister { config, width: rule.map_or(4, |r| r.width) }, rule))
-    }
-
-    fn unlocked_device(&self, cpu: u32, device: i32) -> Result<&dyn RegisterDevice, AccessError> {
-        if device != MSR_DEV {
-            return Err(AccessError::NoDevice);
+    /// Register `reg` of `device` on `cpu` (a hardware thread for MSR_DEV, a socket for a
+    /// PciDeviceIndex), with the rules for it. NODEV for anything this machine does not have.
+    fn target(&self, cpu: u32, device: i32, reg: u32) -> Result<Target<'_>, AccessError> {
+        if device == MSR_DEV {
+            let file = self.msrs.get(cpu).ok_or(AccessError::NoDevice)?;
+            let (readable, write) = (self.policy.may_read(reg), self.policy.write_rule(reg));
+            return Ok(Target { device: Device::Msr(file), readable, write });
         }
-        Ok(self.msrs.get(cpu).ok_or(AccessError::NoDevice)?)
+        let name = self.numbering.name(device).ok_or(AccessError::NoDevice)?;
+        let (kind, config) = self.pci.get(cpu, name).ok_or(AccessError::NoDevice)?;
+        let rule = self.generation.and_then(|g| g.rule(kind, reg));
+        Ok(Target {
+            device: Device::Pci(PciRegister { config, width: rule.map_or(4, |r| r.width) }),
+            readable: rule.is_some(),
+            write: rule.map_or(WriteRule::Denied, pci_write_rule),
+        })
     }
 
     /// Whether `device` on `cpu` (a socket for PCI devices) can be used.
     pub fn check(&mut self, cpu: u32, device: i32) -> Result<(), AccessError> {
-        if device != MSR_DEV {
-            if self.lock.locked() {
-                return Err(AccessError::Locked);
-            }
-            return self.pci_register(cpu, device, 0).map(|_| ());
-        }
-        self.device(cpu, device).map(|_| ())
+        self.unlocked()?;
+        self.target(cpu, device, 0).map(|_| ())
     }
 
     pub fn read(&mut self, cpu: u32, device: i32, reg: u32) -> Result<u64, AccessError> {
-        if device != MSR_DEV {
-            if self.lock.locked() {
-                return Err(AccessError::Locked);
-            }
-            let (register, rule) = self.pci_register(cpu, device, reg)?;
-            rule.ok_or(AccessError::Denied { reg, write: false })?;
-            return register.read(reg).map_err(io_error);
-        }
-        let readable = self.policy.may_read(reg);
-        let dev = self.device(cpu, device)?;
-        if !readable {
+        self.unlocked()?;
+        let target = self.target(cpu, device, reg)?;
+        if !target.readable {
             return Err(AccessError::Denied { reg, write: false });
         }
-        dev.read(reg).map_err(io_error)
+        target.device.read(reg).map_err(io_error)
     }
 
-    pub fn write(&mut self, cpu: u32, device: i32, reg: u32, value: u64) -> Result<Written, AccessError> {
-        if device != MSR_DEV {
-            if self.lock.locked() {
-                return Err(AccessError::Locked);
-            }
-            return self.pci_store(cpu, device, reg, value);
-        }
-        let rule = self.policy.write_rule(reg);
-        let dev = self.device(cpu, device)?;
-        store(dev, rule, reg, value)
-    }
-
-    fn pci_store(&self, socket: u32, device: i32, reg: u32, value: u64) -> Result<Written, AccessError> {
-        let (register, rule) = self.pci_register(socket, device, reg)?;
-        let rule = rule.map_or(WriteRule::Denied, pci_write_rule);
-        store(&register, rule, reg, value)
+    pub fn write(&mut self, cpu: u32, device: i32, reg: u32, value: u64) -> Result<(), AccessError> {
+        self.unlocked()?;
+        self.restore(cpu, device, reg, value)
     }
 
     /// Puts back a value a session overwrote. Ignores the lock (the registers go back to what
     /// they were before the session, whoever holds the lock now) but not the write masks.
     pub fn restore(&mut self, cpu: u32, device: i32, reg: u32, value: u64) -> Result<(), AccessError> {
-        if device != MSR_DEV {
-            return self.pci_store(cpu, device, reg, value).map(|_| ());
-        }
-        let rule = self.policy.write_rule(reg);
-        let dev = self.unlocked_device(cpu, device)?;
-        store(dev, rule, reg, value).map(|_| ())
+        let target = self.target(cpu, device, reg)?;
+        store(&target.device, target.write, reg, value)
     }
 
     pub fn execute(&mut self, cpu: u32, device: i32, reg: u32, op: Op) -> Result<u64, AccessError> {
         match op {
             Op::Read => self.read(cpu, device, reg),
-            Op::Write(value) => self.write(cpu, device, reg, value).map(|_| 0),
+            Op::Write(value) => self.write(cpu, device, reg, value).map(|()| 0),
         }
     }
 }

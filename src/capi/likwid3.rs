@@ -167,20 +167,17 @@ pub extern "C" fn msr_twrite(socket_fd: c_int, cpu: c_int, reg: u32, data: u64) 
     with_errno((), || msr(socket_fd, cpu, reg, Op::Write(data)).map(|_| ()))
 }
 
-/// Makes `socket_fd` the session of pci_read/pci_write, as msr_init does for msr_read (they
-/// share one session). errno: 0, or EBADF when `socket_fd` names no open session.
+/// Makes `socket_fd` the session of pci_read/pci_write; it is msr_init's session (one per
+/// process), so this is msr_init.
 #[no_mangle]
 pub extern "C" fn pci_init(socket_fd: c_int) {
-    with_errno((), || sessions::set_default(socket_fd))
+    msr_init(socket_fd)
 }
 
-/// Counterpart of pci_init, as msr_finalize.
+/// Counterpart of pci_init: msr_finalize.
 #[no_mangle]
 pub extern "C" fn pci_finalize() {
-    with_errno((), || {
-        sessions::clear_default();
-        Ok(())
-    })
+    msr_finalize()
 }
 
 /// Reads the 32-bit config register `reg` of uncore device `index` (PCI_* of this header) on

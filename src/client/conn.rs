@@ -67,11 +67,6 @@ impl Connection {
         }
     }
 
-    /// Which daemon serves this connection.
-    pub fn flavor(&self) -> Flavor {
-        self.flavor
-    }
-
     /// The process serving this connection: the daemon we spawned, or for LIKWID's daemon,
     /// which detaches, the listener on its socket.
     pub fn pid(&self) -> u32 {

@@ -4,7 +4,7 @@
 
 use crate::device::list_cpus;
 use crate::error::StartError;
-use crate::policy::cpu_sockets;
+use crate::policy::sockets_of;
 use crate::root::Root;
 use crate::wire::{self, Record, RECORD_LEN};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -62,9 +62,8 @@ pub fn handshake(ours: UnixStream, child: &mut Child, secure: bool) -> Result<Es
         if Path::new(&likwid_path).exists() {
             let stream = connect_likwid(Path::new(&likwid_path), deadline)?;
             let root = Root::from_env(secure);
-            let known = cpu_sockets(&std::fs::read_to_string(root.cpuinfo()).unwrap_or_default());
-            let socket_of = |cpu: u32| known.iter().find(|(c, _)| *c == cpu).map_or(0, |(_, s)| *s);
-            let cpus = list_cpus(&root)?.into_iter().map(|cpu| (cpu, socket_of(cpu))).collect();
+            let cpuinfo = std::fs::read_to_string(root.cpuinfo()).unwrap_or_default();
+            let cpus = sockets_of(&cpuinfo, &list_cpus(&root)?);
             return Ok((stream, cpus, Flavor::Likwid));
         }
         // LIKWID's daemon detaches: its first process exits 0 and a child binds the socket.

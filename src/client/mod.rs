@@ -9,7 +9,6 @@ mod launch;
 pub mod sessions;
 
 pub use batch::{batch, BatchOp};
-pub use handshake::Flavor;
 
 /// The PciDeviceIndex numbering of our header (LIKWID 5.2's, as Debian ships), which our
 /// library tells our daemon.
@@ -200,6 +199,11 @@ pub(crate) fn daemon_access(
     reply_result(&reply)
 }
 
+/// LIKWID's CHECK through a daemon connection: Ok when the daemon can use `device` on `cpu`.
+pub(crate) fn daemon_check(conn: &mut Connection, cpu: u32, device: i32) -> Result<(), AccessError> {
+    reply_result(&conn.round_trip(&Record::request(wire::TYPE_CHECK, cpu, device, 0, 0))?).map(|_| ())
+}
+
 /// A reply record as the value read, or the error its code stands for.
 fn reply_result(reply: &Record) -> Result<u64, AccessError> {
     match AccessError::from_wire_code(reply.errorcode, reply.reg, reply.kind == wire::TYPE_WRITE) {
@@ -317,9 +321,7 @@ pub fn check(device: i32, cpu: u32) -> bool {
         let cpu = target;
         match s.backend.as_mut().expect("started") {
             Backend::Direct(engine) => engine.check(cpu, device).is_ok(),
-            Backend::Daemon(conn) => conn
-                .round_trip(&Record::request(wire::TYPE_CHECK, cpu, device, 0, 0))
-                .is_ok_and(|r| r.errorcode == wire::ERR_NOERROR),
+            Backend::Daemon(conn) => daemon_check(conn, cpu, device).is_ok(),
         }
     })
 }
@@ -328,14 +330,6 @@ pub fn check(device: i32, cpu: u32) -> bool {
 pub fn daemon_pid() -> Option<u32> {
     with_state(|s| match &s.backend {
         Some(Backend::Daemon(conn)) => Some(conn.pid()),
-        _ => None,
-    })
-}
-
-/// Which daemon serves this process, once one does.
-pub fn daemon_flavor() -> Option<Flavor> {
-    with_state(|s| match &s.backend {
-        Some(Backend::Daemon(conn)) => Some(conn.flavor()),
         _ => None,
     })
 }

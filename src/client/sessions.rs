@@ -4,11 +4,11 @@
 //! The descriptor `-1` names the process-wide session the HPM functions use.
 
 use super::conn::Connection;
-use super::{daemon_access, launch, report, ClientError};
+use super::{daemon_access, daemon_check, launch, report, ClientError};
 use crate::engine::Op;
 use crate::error::{AccessError, StartError};
 use crate::sys;
-use crate::wire::{self, Record};
+use crate::wire;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::os::fd::AsRawFd;
@@ -59,12 +59,7 @@ impl Session {
     /// LIKWID's CHECK: Ok when the daemon can use `device` on `cpu`.
     pub fn check(&mut self, cpu: u32, device: i32) -> Result<(), ClientError> {
         let cpu = self.cpu(cpu, device)?;
-        let reply =
-            self.conn.round_trip(&Record::request(wire::TYPE_CHECK, cpu, device, 0, 0)).map_err(ClientError::Access)?;
-        match AccessError::from_wire_code(reply.errorcode, 0, false) {
-            None => Ok(()),
-            Some(e) => Err(ClientError::Access(e)),
-        }
+        daemon_check(&mut self.conn, cpu, device).map_err(ClientError::Access)
     }
 
     /// EXIT, then reap the daemon.

@@ -31,7 +31,7 @@ pub fn execute(engine: &mut Engine, req: &Record, capture_original: bool) -> Out
         Some(Kind::Write) => {
             // A register that cannot be read (a write-only command) cannot be restored either.
             let before = if capture_original { engine.read(cpu, dev, reg).ok() } else { None };
-            let result = engine.write(cpu, dev, reg, req.data).map(|_| 0);
+            let result = engine.write(cpu, dev, reg, req.data).map(|()| 0);
             let original = if result.is_ok() { before } else { None };
             Outcome { result, original }
         }

@@ -14,7 +14,7 @@ pub mod pci;
 mod topology;
 
 pub use cpu::{parse_cpuinfo, CpuIdentity, CpuModel, Vendor, CPU_MODELS};
-pub use topology::cpu_sockets;
+pub use topology::{cpu_sockets, sockets_of};
 
 use std::fmt;
 

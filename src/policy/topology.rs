@@ -25,6 +25,12 @@ pub fn cpu_sockets(cpuinfo: &str) -> Vec<(u32, u32)> {
     out
 }
 
+/// `(cpu, socket)` for each of `cpus` (sorted), by `/proc/cpuinfo`; socket 0 where it is silent.
+pub fn sockets_of(cpuinfo: &str, cpus: &[u32]) -> Vec<(u32, u32)> {
+    let known = cpu_sockets(cpuinfo);
+    cpus.iter().map(|&cpu| (cpu, known.binary_search_by_key(&cpu, |(c, _)| *c).map_or(0, |i| known[i].1))).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -34,5 +40,6 @@ mod tests {
         let text = "processor : 0\nphysical id : 0\n\nprocessor : 1\nphysical id : 1\n\nprocessor : 5\nmodel : 1\n";
         assert_eq!(cpu_sockets(text), vec![(0, 0), (1, 1), (5, 0)]);
         assert!(cpu_sockets("").is_empty());
+        assert_eq!(sockets_of(text, &[1, 5, 7]), vec![(1, 1), (5, 0), (7, 0)]);
     }
 }
