@@ -10,7 +10,7 @@ DAEMON_PATH := $(PREFIX)/sbin/likwid-accessD
 # The library launches the daemon from where `make install` puts it.
 export LIKWID_ACCESS_DAEMON_PATH := $(DAEMON_PATH)
 
-.PHONY: all build header lint test bench rust-test c-test c-test-valgrind install-check demo install uninstall clean
+.PHONY: all build header lint test bench load load-test soak rust-test c-test c-test-valgrind install-check demo install uninstall clean
 
 all: build
 
@@ -38,13 +38,22 @@ install-check: build
 	c-tests/install-check.sh
 
 test: lint rust-test install-check c-test c-test-valgrind
-test: likwid-test
+test: likwid-test load-test
 
 demo: build
 	c-tests/demo.sh
 
 bench: build
 	bench/bench.sh
+
+# 64 processes x 8 threads through our library plus 16 raw LIKWID clients at once (bench/load.c):
+# every value checked, nothing left behind, per-pair latency percentiles.
+load: build
+	nice -n 10 bench/load.sh 64 8 200 16
+
+# The same, small, for `make test`: values and leftovers must be right; the latency bound is loose.
+load-test: build
+	bench/load.sh 16 4 50 4 1000
 
 install: build
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/sbin \
