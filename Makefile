@@ -10,7 +10,7 @@ DAEMON_PATH := $(PREFIX)/sbin/likwid-accessD
 # The library launches the daemon from where `make install` puts it.
 export LIKWID_ACCESS_DAEMON_PATH := $(DAEMON_PATH)
 
-.PHONY: all build header lint test bench load load-test soak rust-test c-test c-test-valgrind install-check demo install uninstall clean
+.PHONY: all build header lint test bench load load-test soak fuzz rust-test c-test c-test-valgrind install-check demo install uninstall clean
 
 all: build
 
@@ -85,6 +85,12 @@ uninstall:
 
 clean:
 	$(CARGO) clean
+
+# Coverage-guided fuzzing of the wire decoder, the greeting, the text parsers and whole sessions
+# (fuzz/run.sh; cargo-fuzz on nightly Rust). Long: not part of `make test`, which replays the
+# committed corpus through tests/fuzz_corpus.rs instead.
+fuzz:
+	fuzz/run.sh
 
 # Debian's unmodified LIKWID 5 tools on our daemon (tests/likwid/harness.sh). It needs root and
 # likwid; elsewhere it says why and exits 77, which counts as skipped here (CI=true fails instead).

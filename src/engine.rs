@@ -47,7 +47,7 @@ impl RegisterDevice for PciRegister<'_> {
 }
 
 /// A PCI register rule as a write decision: mask 0 read-only, all bits of its width a plain write.
-fn pci_write_rule(rule: &PciRule) -> WriteRule {
+pub(crate) fn pci_write_rule(rule: &PciRule) -> WriteRule {
     let all = if rule.width == 8 { u64::MAX } else { u64::from(u32::MAX) };
     match rule.write_mask {
         0 => WriteRule::Unchanged,

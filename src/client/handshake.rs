@@ -135,7 +135,7 @@ fn connect_likwid(path: &Path, deadline: Instant) -> Result<UnixStream, StartErr
 
 /// Our daemon's greeting: its CPU list and capabilities, or the errno and one line saying why
 /// it cannot serve.
-fn read_greeting(stream: &UnixStream) -> Result<(Vec<(u32, u32)>, u64), StartError> {
+pub(crate) fn read_greeting(stream: &UnixStream) -> Result<(Vec<(u32, u32)>, u64), StartError> {
     let describe = |e: std::io::Error| start_failed(super::conn::describe(&e));
     stream.set_read_timeout(Some(START_TIMEOUT)).map_err(describe)?;
     let mut buf = [0u8; RECORD_LEN];
@@ -150,7 +150,15 @@ fn read_greeting(stream: &UnixStream) -> Result<(Vec<(u32, u32)>, u64), StartErr
     let mut payload = vec![0u8; hello.cpu as usize];
     (&*stream).read_exact(&mut payload).map_err(describe)?;
     if hello.errorcode != 0 {
-        return Err(StartError::new(hello.errorcode, String::from_utf8_lossy(&payload).into_owned()));
+        let why = match String::from_utf8_lossy(&payload).trim() {
+            "" => format!("likwid-accessD refused to serve (errno {}) without saying why", hello.errorcode),
+            text => text.to_string(),
+        };
+        // The number reaches C negated: zero or a negative one would read as success there.
+        if !(1..=4095).contains(&hello.errorcode) {
+            return Err(start_failed(format!("refusal with errno {} (not an errno): {why}", hello.errorcode)));
+        }
+        return Err(StartError::new(hello.errorcode, why));
     }
     let cpus = wire::decode_cpu_list(&payload).ok_or_else(|| start_failed("malformed CPU list".into()))?;
     Ok((cpus, hello.data))

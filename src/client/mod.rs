@@ -10,6 +10,7 @@ pub mod sessions;
 mod turnstile;
 
 pub use batch::{batch, BatchOp};
+pub(crate) use handshake::read_greeting;
 
 /// The PciDeviceIndex numbering of our header (LIKWID 5.2's, as Debian ships), which our
 /// library tells our daemon.
