@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make fuzz: each cargo-fuzz target for FUZZ_SECONDS (default 600), one at a time at nice 19,
-# then the inputs that add coverage are merged into the committed corpus fuzz/corpus/TARGET
+# then the committed corpus fuzz/corpus/TARGET becomes its seeds plus a minimal covering set
 # (replayed by tests/fuzz_corpus.rs in every `cargo test`). Crashes land in fuzz/artifacts/.
 # Needs a nightly toolchain (cargo-fuzz builds with -Z flags) and cargo-fuzz:
 #   rustup toolchain install nightly && cargo +nightly install cargo-fuzz --locked
@@ -35,6 +35,13 @@ for t in "${targets[@]}"; do
         failed=1
         grep -E 'panicked|SUMMARY|Test unit written' "$log" | head -n5
     fi
-    "${fuzz[@]}" "$t" "fuzz/corpus/$t" "$work" -- -merge=1 -max_len=4096 >>"$log" 2>&1
+    # The committed corpus: named seeds and regressions (seed-*, crash-*), plus the smallest
+    # set of inputs that covers what the run reached.
+    min=$(mktemp -d -p target)
+    "${fuzz[@]}" "$t" "$min" "fuzz/corpus/$t" "$work" -- -merge=1 -max_len=4096 >>"$log" 2>&1
+    find "fuzz/corpus/$t" -type f ! -name 'seed-*' ! -name 'crash-*' -delete
+    cp "$min"/* "fuzz/corpus/$t/" 2>/dev/null || true
+    rm -rf "$min"
+    echo "fuzz $t: $(find "fuzz/corpus/$t" -type f | wc -l) inputs in fuzz/corpus/$t"
 done
 exit $failed
