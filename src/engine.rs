@@ -4,7 +4,7 @@
 use crate::device::pci::{PciConfig, PciDevices};
 use crate::device::{MsrDevices, RegisterDevice};
 use crate::error::{AccessError, StartError};
-use crate::lock::LockWatch;
+use crate::lock::{Held, LockWatch};
 use crate::policy::pci::{Generation, Numbering, PciRule};
 use crate::policy::{apply_mask, parse_cpuinfo, sockets_of, CpuModel, Policy, WriteRule};
 use crate::root::Root;
@@ -137,16 +137,23 @@ impl Engine {
     /// Checks the lock, picks the policy and opens every CPU's device and every uncore
     /// device, in LIKWID's order. `numbering` is how clients number PCI devices.
     pub fn open(root: &Root, real_uid: u32, numbering: Numbering) -> Result<Engine, StartError> {
-        let mut lock = LockWatch::new(root.lock_file(), real_uid);
-        if lock.locked() {
-            return Err(StartError::new(
-                libc::ENOLCK,
-                format!(
-                    "{} is held by another user: ask the owner or the batch system to release it",
-                    lock.path().display()
-                ),
-            ));
+        let path = root.lock_file();
+        match crate::lock::holder(&path, real_uid) {
+            None => {}
+            Some(Held::ByOwner(uid)) => {
+                return Err(StartError::new(
+                    libc::ENOLCK,
+                    format!("{} is held by uid {uid}: ask the owner or the batch system to release it", path.display()),
+                ))
+            }
+            Some(Held::Unknown(e)) => {
+                return Err(StartError::new(
+                    libc::ENOLCK,
+                    format!("cannot check the lock file {} ({e}), so access stays locked", path.display()),
+                ))
+            }
         }
+        let lock = LockWatch::new(path, real_uid);
         let policy = policy_for(root)?;
         let msrs = MsrDevices::open_all(root)?;
         let generation = cpu_model(root).ok().and_then(|m| Generation::for_model(m.name));
@@ -234,16 +241,18 @@ impl Engine {
         target.device.read(reg).map_err(io_error)
     }
 
+    /// Stores `value` under the write rule. Restoring a session's original values takes this
+    /// path too: a register under another user's lock is not written back (that would be a
+    /// write into their measurement, timed by whoever staged the "original").
     pub fn write(&mut self, cpu: u32, device: i32, reg: u32, value: u64) -> Result<(), AccessError> {
         self.unlocked()?;
-        self.restore(cpu, device, reg, value)
-    }
-
-    /// Puts back a value a session overwrote. Ignores the lock (the registers go back to what
-    /// they were before the session, whoever holds the lock now) but not the write masks.
-    pub fn restore(&mut self, cpu: u32, device: i32, reg: u32, value: u64) -> Result<(), AccessError> {
         let target = self.target(cpu, device, reg)?;
         store(&target.device, target.write, reg, value)
+    }
+
+    /// Whether the lock is held now, read from the file whatever the recheck interval says.
+    pub fn locked_now(&mut self) -> bool {
+        self.lock.locked_now()
     }
 
     pub fn execute(&mut self, cpu: u32, device: i32, reg: u32, op: Op) -> Result<u64, AccessError> {

@@ -59,8 +59,16 @@ pub fn handshake(ours: UnixStream, child: &mut Child, secure: bool) -> Result<Es
         } else {
             std::thread::sleep(Duration::from_millis(POLL_STEP_MS.into()));
         }
-        if Path::new(&likwid_path).exists() {
-            let stream = connect_likwid(Path::new(&likwid_path), deadline)?;
+        // While our daemon may still greet, only a socket of our own uid at that path counts
+        // (no other user can make one): anything else there may be planted by another user
+        // to make our start fail, so it is judged (and refused) only once the channel closed
+        // or the wait is over. (LIKWID 5.5's daemon keeps stdin open on systemd machines,
+        // where it does not daemonize: its socket must count while the channel is open.)
+        let path = Path::new(&likwid_path);
+        let waiting = may_greet && Instant::now() < deadline;
+        let likwid_socket = if waiting { own_socket(path) } else { path.exists() };
+        if likwid_socket {
+            let stream = connect_likwid(path, deadline)?;
             let root = Root::from_env(secure);
             let cpuinfo = std::fs::read_to_string(root.cpuinfo()).unwrap_or_default();
             let cpus = sockets_of(&cpuinfo, &list_cpus(&root)?);
@@ -104,6 +112,11 @@ fn impostor(path: &Path, why: String) -> StartError {
         libc::EACCES,
         format!("refusing {}: {why}; someone may be impersonating the daemon", path.display()),
     )
+}
+
+fn own_socket(path: &Path) -> bool {
+    std::fs::symlink_metadata(path)
+        .is_ok_and(|m| m.file_type().is_socket() && m.uid() == nix::unistd::getuid().as_raw())
 }
 
 /// Connects to LIKWID's socket only if it is a socket file of ours (LIKWID's daemon binds it

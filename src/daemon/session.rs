@@ -153,17 +153,29 @@ impl<'e> Session<'e> {
     }
 
     /// Ends the session: without EXIT, every journaled register gets its original value
-    /// back (each on its own; failures are logged, the rest still restored).
+    /// back (each on its own; failures are logged, the rest still restored), unless another
+    /// user holds the lock file by then.
     pub fn finish(mut self, ended: &Ended) -> usize {
         self.workers = None;
         self.audit.summary();
         if matches!(ended, Ended::Exit) {
             return 0;
         }
+        let pending = self.journal.originals.len();
+        if pending > 0 && self.engine.locked_now() {
+            log::warn!(
+                "client left without EXIT; not restoring {pending} registers: the lock file is held by another user"
+            );
+            return 0;
+        }
         let mut restored = 0;
         for &(cpu, device, reg, old) in self.journal.originals.iter().rev() {
-            match self.engine.restore(cpu, device, reg, old) {
+            match self.engine.write(cpu, device, reg, old) {
                 Ok(()) => restored += 1,
+                Err(AccessError::Locked) => {
+                    log::warn!("lock taken during restore; {} registers not restored", pending - restored);
+                    break;
+                }
                 Err(e) => log::error!("restore of cpu={cpu} device={device} reg={reg:#x} to {old:#x} failed: {e}"),
             }
         }
