@@ -51,6 +51,10 @@ bench: build
 load: build
 	nice -n 10 bench/load.sh 64 8 200 16
 
+# Ten million requests through one daemon; its private memory must stay flat (not in CI).
+soak: build
+	nice -n 10 bench/soak.sh 10
+
 # The same, small, for `make test`: values and leftovers must be right; the latency bound is loose.
 load-test: build
 	bench/load.sh 16 4 50 4 1000
