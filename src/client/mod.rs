@@ -266,10 +266,8 @@ extern "C" fn after_fork_child() {
 fn with_state<T>(f: impl FnOnce(&mut State) -> T) -> T {
     static ATFORK: Once = Once::new();
     ATFORK.call_once(|| sys::atfork(before_fork, after_fork_parent, after_fork_child));
-    GATE.enter();
-    // Leaves on every way out, a panic caught at the C boundary included; declared before the
-    // state's guard, so it drops after it.
-    let _turn = LeaveOnDrop;
+    // Declared before the state's guard, so it drops after it.
+    let _turn = GATE.turn();
     let mut state = lock_state();
     if state.backend.is_some() && state.owner_pid != std::process::id() {
         state.leave_parents_backend();
@@ -278,14 +276,6 @@ fn with_state<T>(f: impl FnOnce(&mut State) -> T) -> T {
     let out = f(&mut state);
     IN_CALL.set(false);
     out
-}
-
-struct LeaveOnDrop;
-
-impl Drop for LeaveOnDrop {
-    fn drop(&mut self) {
-        GATE.leave();
-    }
 }
 
 pub fn set_mode(mode: Mode) {

@@ -54,6 +54,12 @@ impl Turnstile {
         }
     }
 
+    /// Waits for this thread's turn; the turn ends when the guard drops (a panic included).
+    pub fn turn(&self) -> Turn<'_> {
+        self.enter();
+        Turn(self)
+    }
+
     /// Hands the gate to the longest waiter, or opens it.
     pub fn leave(&self) {
         let mut q = self.queue();
@@ -70,6 +76,15 @@ impl Turnstile {
     /// child's copy is consistent.
     pub fn freeze(&'static self) -> MutexGuard<'static, Queue> {
         self.queue()
+    }
+}
+
+/// One thread's turn at a gate.
+pub struct Turn<'a>(&'a Turnstile);
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.0.leave();
     }
 }
 
