@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make fuzz: each cargo-fuzz target for FUZZ_SECONDS (default 600), one at a time at nice 19,
-# then the committed corpus fuzz/corpus/TARGET becomes its seeds plus a minimal covering set
-# (replayed by tests/fuzz_corpus.rs in every `cargo test`). Crashes land in fuzz/artifacts/.
+# then the committed corpus fuzz/corpus/TARGET becomes its seeds plus a small part of the
+# minimal covering set (replayed by tests/fuzz_corpus.rs in every `cargo test`). Crashes land in
+# fuzz/artifacts/.
 # Needs a nightly toolchain (cargo-fuzz builds with -Z flags) and cargo-fuzz:
 #   rustup toolchain install nightly && cargo +nightly install cargo-fuzz --locked
 # usage: fuzz/run.sh [TARGET...]   (wire greeting parsers session)
@@ -35,12 +36,13 @@ for t in "${targets[@]}"; do
         failed=1
         grep -E 'panicked|SUMMARY|Test unit written' "$log" | head -n5
     fi
-    # The committed corpus: named seeds and regressions (seed-*, crash-*), plus the smallest
-    # set of inputs that covers what the run reached.
+    # The committed corpus stays small: named seeds and regressions (seed-*, crash-*), plus
+    # the 150 smallest inputs of the minimal set that covers what the run reached.
     min=$(mktemp -d -p target)
     "${fuzz[@]}" "$t" "$min" "fuzz/corpus/$t" "$work" -- -merge=1 -max_len=4096 >>"$log" 2>&1
     find "fuzz/corpus/$t" -type f ! -name 'seed-*' ! -name 'crash-*' -delete
-    cp "$min"/* "fuzz/corpus/$t/" 2>/dev/null || true
+    find "$min" -type f -printf '%s %p\n' | sort -n | head -n 150 | cut -d' ' -f2- |
+        xargs -r cp -t "fuzz/corpus/$t/"
     rm -rf "$min"
     echo "fuzz $t: $(find "fuzz/corpus/$t" -type f | wc -l) inputs in fuzz/corpus/$t"
 done
