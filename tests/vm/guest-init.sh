@@ -30,12 +30,13 @@ passed=0 failed=0
 
 # report NAME RC OUTPUT-FILE: one result line; the output shown on failure (or when verbose).
 report() {
+    took=$(awk -v t0="$t0" '{ printf "%.1f", $1 - t0 }' /proc/uptime)
     if [ "$2" = 0 ]; then
-        echo "PASS $1"
+        echo "PASS $1 ($took s)"
         passed=$((passed + 1))
         [ $verbose = 1 ] && sed 's/^/    | /' "$3"
     else
-        echo "FAIL $1"
+        echo "FAIL $1 ($took s)"
         sed 's/^/    | /' "$3"
         failed=$((failed + 1))
     fi
@@ -45,7 +46,7 @@ report() {
 check() {
     name=$1
     shift
-    rc=0
+    rc=0 t0=$(cut -d' ' -f1 /proc/uptime)
     timeout 150 "$@" >/tmp/out 2>&1 || rc=$?
     [ $rc = 0 ] || echo "exit $rc" >>/tmp/out
     report "$name" $rc /tmp/out
@@ -55,7 +56,7 @@ check() {
 expect_output() {
     name=$1 patterns=$2
     shift 2
-    rc=0
+    rc=0 t0=$(cut -d' ' -f1 /proc/uptime)
     timeout 150 "$@" >/tmp/out 2>&1 || rc=$?
     echo "exit $rc" >>/tmp/out
     ok=0
@@ -151,6 +152,6 @@ kill $syslog_pid 2>/dev/null
 expect_output "syslog: the daemon logged the user's refused EFER read" \
     "denied read: uid=$user pid=[0-9]+ cpu=0 device=0 reg=0xc0000080" cat /tmp/syslog
 
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed (guest uptime $(cut -d' ' -f1 /proc/uptime) s)"
 echo "VM-TEST-END"
 poweroff -f

@@ -62,9 +62,7 @@ done
 
 cache=${LIKWID_ACCESS_VM_CACHE:-/var/cache/likwid-access-vm}
 work=$(mktemp -d "${TMPDIR:-/tmp}/likwid-vm.XXXXXX")
-qemu_pid=
 cleanup() {
-    [[ -n $qemu_pid ]] && kill "$qemu_pid" 2>/dev/null
     if [[ ${LIKWID_ACCESS_VM_KEEP:-0} == 1 ]]; then echo "vm-test: kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -104,6 +102,8 @@ elif [[ -n $pkg ]]; then
             rm -rf "${cache:?}/$pkg"
             mv "$dl/out" "$cache/$pkg"
             kernel_dir=$cache/$pkg
+            # Older kernels are of no further use (about 70 MB each).
+            find "$cache" -mindepth 1 -maxdepth 1 -type d -name 'linux-image-*' ! -name "$pkg" -exec rm -rf {} +
         fi
     else
         cat "$dl/apt.log" >&2 || true

@@ -329,14 +329,22 @@ static int cmd_offline(void)
                           { .cpu = 1, .dev = MSR_DEV, .reg = reg, .op = HPM_BATCH_READ } };
     CHECK_RC(HPMbatch(ops, 2), 0, "batch on cpus 0 and 1 while online");
 
+    int held = open("/dev/cpu/1/msr", O_RDONLY | O_CLOEXEC);
+    CHECK(held >= 0, "open /dev/cpu/1/msr: %s", strerror(errno));
     CHECK_RC(set_online(1, 0), 0, "echo 0 > /sys/devices/system/cpu/cpu1/online");
+    /* The driver's own answer on a descriptor opened before: ENXIO (arch/x86/lib/msr-smp.c). */
+    ssize_t got = pread(held, &drv, sizeof drv, (off_t)reg);
+    int err = got < 0 ? errno : 0;
+    CHECK(got < 0 && err == ENXIO, "pread of offline cpu 1 on an open descriptor: %zd (%s), want ENXIO", got,
+          strerror(err));
+    close(held);
     double t0 = now_ms();
     int rc = HPMread(1, MSR_DEV, reg, &v);
     double ms = now_ms() - t0;
     CHECK(rc < 0 && rc != -ENOTCONN, "read cpu 1 while offline: %s, want an access error", rc_name(rc));
     CHECK(ms < 2000, "read cpu 1 while offline took %.0f ms", ms);
-    printf("cpu 1 offline: HPMread answers %s in %.1f ms (driver: %s)\n", rc_name(rc), ms,
-           rc_name(driver_read(1, reg, &drv)));
+    printf("cpu 1 offline: HPMread answers %s in %.1f ms (the driver: %s; /dev/cpu/1/msr is gone: %s)\n",
+           rc_name(rc), ms, strerror(err), rc_name(driver_read(1, reg, &drv)));
     CHECK_RC(HPMread(0, MSR_DEV, reg, &v), 0, "read cpu 0 while cpu 1 is offline");
     CHECK_RC(driver_read(0, reg, &drv), 0, "pread cpu 0");
     CHECK_U64(v, drv, "cpu 0 while cpu 1 is offline");
@@ -420,18 +428,23 @@ static int cmd_user(const char *dump, unsigned long long capeff)
     FILE *f = fopen(dump, "r");
     unsigned cpu, reg;
     uint64_t want;
-    int n = 0, nonzero = 0;
+    int n = 0, singles = 0, nonzero = 0;
     while (f && fscanf(f, "%u %x %" SCNx64, &cpu, &reg, &want) == 3) {
+        /* One round trip each under TCG is slow: the first 64 and every nonzero one singly,
+         * all of them in the batch below. */
+        if (n++ >= 64 && want == 0)
+            continue;
         uint64_t v = 0;
         CHECK_RC(HPMread(cpu, MSR_DEV, reg, &v), 0, "HPMread cpu %u reg 0x%x", cpu, reg);
         CHECK_U64(v, want, "cpu %u reg 0x%x through the daemon, against root's pread", cpu, reg);
-        n++;
+        singles++;
         nonzero += v != 0;
     }
     if (f)
         fclose(f);
     CHECK(n > 0, "nothing read from %s", dump);
-    printf("uid %u: %d reads through the daemon equal root's preads (%d nonzero)\n", (unsigned)getuid(), n, nonzero);
+    printf("uid %u: %d single reads through the daemon equal root's preads (%d nonzero)\n", (unsigned)getuid(),
+           singles, nonzero);
     for (int c = 0; c < ncpus; c++) {
         uint64_t v = 0;
         CHECK_RC(HPMread(cpus[c], MSR_DEV, REG_EFER, &v), -EPERM, "EFER on cpu %u", (unsigned)cpus[c]);
