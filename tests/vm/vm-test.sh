@@ -85,7 +85,6 @@ elif [[ -n $pkg ]]; then
     echo "vm-test: fetching $pkg into $cache (once per kernel version)"
     mkdir -p "$cache"
     dl=$(mktemp -d "$cache/.fetch.XXXXXX")
-    chmod 0755 "$dl" # apt's download sandbox user must be able to write it
     if (cd "$dl" && apt-get download -qq "$pkg" >/dev/null 2>"$dl/apt.log") &&
         dpkg-deb --fsys-tarfile "$dl"/"$pkg"_*.deb | tar -x -C "$dl" --wildcards './boot/vmlinuz-*' '*/msr.ko'; then
         mkdir -p "$dl/out"
@@ -93,12 +92,18 @@ elif [[ -n $pkg ]]; then
         find "$dl" -name msr.ko -path '*/arch/x86/kernel/*' -exec cp {} "$dl/out/msr.ko" \;
         # The bzImage decompresses itself slowly under TCG; qemu boots the ELF vmlinux inside it
         # directly through its PVH entry (CONFIG_PVH=y), which saves about 6 s per boot.
-        off=$(grep -obUaP '\xfd7zXZ\x00' "$dl/out/vmlinuz" | head -n1 | cut -d: -f1 || true)
+        off=$(LC_ALL=C grep -obUaP '\xfd7zXZ\x00' "$dl/out/vmlinuz" | head -n1 | cut -d: -f1 || true)
         if [[ -n $off ]]; then
-            tail -c +$((off + 1)) "$dl/out/vmlinuz" | xz -dc --single-stream >"$dl/out/vmlinux" 2>/dev/null || rm -f "$dl/out/vmlinux"
+            # xz stops after the stream (the bzImage goes on): tail's SIGPIPE is not a failure.
+            xz -dc --single-stream < <(tail -c +$((off + 1)) "$dl/out/vmlinuz") >"$dl/out/vmlinux" 2>/dev/null ||
+                rm -f "$dl/out/vmlinux"
+            [[ $(head -c 4 "$dl/out/vmlinux" 2>/dev/null | od -A n -t x1 | tr -d ' ') == 7f454c46 ]] || rm -f "$dl/out/vmlinux"
         fi
         if [[ -s $dl/out/msr.ko ]]; then
-            [[ -s $dl/out/vmlinux ]] || cp "$dl/out/vmlinuz" "$dl/out/vmlinux"
+            if [[ ! -s $dl/out/vmlinux ]]; then
+                echo "vm-test: no xz-compressed vmlinux found in the bzImage; booting the bzImage (slower)"
+                cp "$dl/out/vmlinuz" "$dl/out/vmlinux"
+            fi
             rm -rf "${cache:?}/$pkg"
             mv "$dl/out" "$cache/$pkg"
             kernel_dir=$cache/$pkg
