@@ -13,7 +13,7 @@
 # prints one PASS/FAIL line per check on its second serial port. The last line is
 # "N passed, N failed" over all models. Exit 0 when nothing failed, 77 when skipped (not root,
 # qemu or busybox missing), which CI=true turns into a failure.
-# Environment: VM_TIMEOUT seconds per boot (default 300), VERBOSE=1 every check's output,
+# Environment: VM_TIMEOUT seconds per boot (default 480), VERBOSE=1 every check's output,
 # LIKWID_ACCESS_VM_KEEP=1 keep the work directory (initramfs, serial logs).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -100,9 +100,11 @@ elif [[ -n $pkg ]]; then
             [[ $(head -c 4 "$dl/out/vmlinux" 2>/dev/null | od -A n -t x1 | tr -d ' ') == 7f454c46 ]] || rm -f "$dl/out/vmlinux"
         fi
         if [[ -s $dl/out/msr.ko ]]; then
-            if [[ ! -s $dl/out/vmlinux ]]; then
+            if [[ -s $dl/out/vmlinux ]]; then
+                rm -f "$dl/out/vmlinuz"
+            else
                 echo "vm-test: no xz-compressed vmlinux found in the bzImage; booting the bzImage (slower)"
-                cp "$dl/out/vmlinuz" "$dl/out/vmlinux"
+                mv "$dl/out/vmlinuz" "$dl/out/vmlinux"
             fi
             rm -rf "${cache:?}/$pkg"
             mv "$dl/out" "$cache/$pkg"
@@ -165,7 +167,7 @@ for m in "${models[@]}"; do
     : >"$work/results-$m.log"
     start=$(date +%s%N)
     rc=0
-    timeout -k 5 "${VM_TIMEOUT:-300}" qemu-system-x86_64 -accel tcg -cpu "${cpu_of[$m]}" -smp 2 -m 512 \
+    timeout -k 5 "${VM_TIMEOUT:-480}" qemu-system-x86_64 -accel tcg -cpu "${cpu_of[$m]}" -smp 2 -m 512 \
         -nodefaults -no-user-config -display none -no-reboot \
         -serial "file:$work/console-$m.log" -serial "file:$work/results-$m.log" \
         -kernel "$kernel_dir/vmlinux" -initrd "$work/initrd.cpio" \
