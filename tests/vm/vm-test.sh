@@ -69,19 +69,13 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- the kernel: Debian's current linux-image-6.1.0-N-amd64, cached -----------------------
-# Which package linux-image-amd64 points at now; a refreshed apt index once if it cannot tell.
+# Which package linux-image-amd64 points at now.
 kernel_package() {
     apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*-amd64\)$/\1/p' | head -n1
 }
-kernel_dir=
-pkg=$(kernel_package)
-if [[ -z $pkg ]]; then
-    apt-get update -qq >/dev/null 2>&1 || true
-    pkg=$(kernel_package)
-fi
-if [[ -n $pkg && -s $cache/$pkg/vmlinux && -s $cache/$pkg/msr.ko ]]; then
-    kernel_dir=$cache/$pkg
-elif [[ -n $pkg ]]; then
+# fetch_kernel PKG: its vmlinuz and msr.ko into $cache/PKG (apt-get download + dpkg-deb).
+fetch_kernel() {
+    local pkg=$1 dl off ok=1
     echo "vm-test: fetching $pkg into $cache (once per kernel version)"
     mkdir -p "$cache"
     dl=$(mktemp -d "$cache/.fetch.XXXXXX")
@@ -108,14 +102,28 @@ elif [[ -n $pkg ]]; then
             fi
             rm -rf "${cache:?}/$pkg"
             mv "$dl/out" "$cache/$pkg"
-            kernel_dir=$cache/$pkg
             # Older kernels are of no further use (about 70 MB each).
             find "$cache" -mindepth 1 -maxdepth 1 -type d -name 'linux-image-*' ! -name "$pkg" -exec rm -rf {} +
+            ok=0
         fi
     else
-        cat "$dl/apt.log" >&2 || true
+        sed 's/^/    apt: /' "$dl/apt.log" >&2 || true
     fi
     rm -rf "$dl"
+    return $ok
+}
+kernel_dir=
+pkg=$(kernel_package)
+if [[ -n $pkg && -s $cache/$pkg/vmlinux && -s $cache/$pkg/msr.ko ]]; then
+    kernel_dir=$cache/$pkg
+else
+    # An index that names no kernel, or one the mirror no longer has: refresh it once.
+    if [[ -z $pkg ]] || ! fetch_kernel "$pkg"; then
+        apt-get update -qq >/dev/null 2>&1 || true
+        pkg=$(kernel_package)
+        [[ -z $pkg ]] || [[ -s $cache/$pkg/vmlinux && -s $cache/$pkg/msr.ko ]] || fetch_kernel "$pkg" || true
+    fi
+    [[ -n $pkg && -s $cache/$pkg/msr.ko ]] && kernel_dir=$cache/$pkg
 fi
 if [[ -z $kernel_dir ]]; then
     # No index or no network: the newest kernel already cached will do.
