@@ -24,9 +24,12 @@ apt_likwid() { apt-get install -y -qq --no-install-recommends --no-download likw
 likwid_md5() { awk '$2 == "usr/sbin/likwid-accessD" { print $1 }' /var/lib/dpkg/info/likwid.md5sums; }
 ours_md5() { awk '$2 == "usr/sbin/likwid-accessD" { print $1 }' /var/lib/dpkg/info/likwid-access.md5sums; }
 is_file_md5() { [ "$(md5sum <"$1" | cut -d' ' -f1)" = "$2" ]; }
-# (dpkg -S also prints the divert's two lines.)
-# (grep without -q: under pipefail an early exit would fail the writer with SIGPIPE.)
-is_ours() { dpkg -S "$daemon" | grep -x "likwid-access: $daemon" >/dev/null && is_file_md5 "$daemon" "$(ours_md5)"; }
+# Ours: the bytes our md5sums list (and not LIKWID's). dpkg -S cannot tell: with likwid
+# installed it names both packages for the diverted path.
+is_ours() {
+    is_file_md5 "$daemon" "$(ours_md5)" || return 1
+    [ ! -e /var/lib/dpkg/info/likwid.md5sums ] || ! is_file_md5 "$daemon" "$(likwid_md5)"
+}
 is_setuid_root() { [ "$(stat -c '%U %a' "$1")" = "root 4755" ]; }
 diverted() {
     dpkg-divert --list /usr/sbin/likwid-accessD |
@@ -41,6 +44,11 @@ likwid_diverted_plain() { [ "$(stat -c '%U %a' $daemon.likwid)" = "root 755" ]; 
 ours_setuid_override() { override_is "root root 4755" && is_setuid_root $daemon; }
 has_caps() { getcap $daemon | grep 'cap_dac_override,cap_sys_rawio=ep' >/dev/null; }
 caps_only() { has_caps && [ "$(stat -c %a $daemon)" = 755 ] && no_override; }
+next_library() {
+    local lib=/usr/lib/x86_64-linux-gnu/liblikwid_access.so new next
+    new=$(dpkg-deb -f $pkg/new.deb Version) next=$(dpkg-deb -f $pkg/next.deb Version)
+    [ "$(readlink $lib.0)" = "liblikwid_access.so.$next" ] && [ -f "$lib.$next" ] && [ ! -e "$lib.$new" ]
+}
 version_is() { [ "$(dpkg-query -W -f '${Version} ${db:Status-Abbrev}' likwid-access)" = "$1 ii " ]; }
 
 # ---- the simulated machine: a Zen 3 with two CPUs, made by our own tool once it is installed
@@ -125,6 +133,7 @@ check "the installed Fortran module is there" test -f /usr/include/likwid_access
 echo "== 2. upgrade to the next version"
 check "dpkg -i (next version)" dpkg -i $pkg/next.deb
 check "the next version is installed" version_is "$(dpkg-deb -f $pkg/next.deb Version)"
+check "the next version's library replaced the old one (SONAME link moved, old file gone)" next_library
 check "divert kept" diverted
 check "override kept, daemon setuid root" ours_setuid_override
 check "likwid-accessD is ours" is_ours
