@@ -68,8 +68,8 @@ t1=$(date +%s)
 echo "Debian root: $base ($((t1 - t0)) s)"
 
 # The next version, built like `make deb` from a scratch copy with Cargo.toml, Cargo.lock and
-# debian/changelog bumped there. Same staging path and cargo cache as `make deb`: only our
-# crate is compiled again.
+# debian/changelog bumped there. Its own cargo cache (target/debian-next): in a shared one,
+# cargo would take the other version's unhashed liblikwid_access.so for fresh.
 version=$(dpkg-deb -f "$deb" Version)
 next=${version%.*}.$((${version##*.} + 1))
 mkdir -p "$w/scratch"
@@ -85,7 +85,7 @@ sed -i "/^name = \"likwid-access\"$/{n;s/^version = \"$version\"/version = \"$ne
     cat "$repo/debian/changelog"
 } >"$w/scratch/debian/changelog"
 rm -rf "$w/scratch/.git"
-if ! (cd "$w/scratch" && make -s deb DEB_DIR="$repo/target/debian" DEB_OUT="$w" >"$w/next-build.log" 2>&1); then
+if ! (cd "$w/scratch" && make -s deb DEB_DIR="$repo/target/debian-next" DEB_OUT="$w" >"$w/next-build.log" 2>&1); then
     tail -20 "$w/next-build.log"
     echo "FAIL: building version $next"
     echo "0 passed, 1 failed"
