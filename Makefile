@@ -93,6 +93,13 @@ deb:
 	tests/deb/build-deb.sh "$(DEB_DIR)" "$(DEB_OUT)"
 
 # Installs, upgrades and purges the package in a throwaway Debian root next to Debian's likwid
-# (tests/deb/deb-test.sh; root and debootstrap needed, the root is cached per machine).
-deb-test: deb
-	tests/deb/deb-test.sh "$(DEB_OUT)/likwid-access_$(shell dpkg-parsechangelog -l debian/changelog -S Version)_amd64.deb"
+# (tests/deb/deb-test.sh builds it with `make deb` first; root, debootstrap, debhelper and
+# lintian needed; the Debian root is cached per machine). In `make test` a missing tool or
+# root skips it (exit 77), except under CI=true.
+deb-test:
+	tests/deb/deb-test.sh
+
+test: package-test
+.PHONY: package-test
+package-test:
+	tests/deb/deb-test.sh || [ $$? -eq 77 ]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# tests/deb/deb-test.sh DEB - `make deb-test`: our package next to Debian's likwid in a
-# throwaway Debian bookworm root.
+# tests/deb/deb-test.sh - `make deb-test`: build the package (`make deb`) and test it next to
+# Debian's likwid in a throwaway Debian bookworm root.
 #
 # The root is an overlay over the cached pristine root of tests/deb/debian-root.sh, mounted in
 # a private mount namespace (everything mounted vanishes with it), with its own /proc, a
@@ -47,13 +47,19 @@ skip() {
     echo "SKIP: package test: $1"
     exit 77
 }
-deb=${1:?usage: deb-test.sh DEB}
-[[ -f $deb ]] || { echo "FAIL: $deb missing (make deb)"; echo "0 passed, 1 failed"; exit 1; }
-deb=$(cd "$(dirname "$deb")" && pwd)/$(basename "$deb")
 [[ $(id -u) == 0 ]] || skip "needs root (debootstrap, chroot, mounts)"
-for tool in debootstrap unshare chroot lintian; do
-    command -v $tool >/dev/null || skip "$tool is missing (apt-get install debootstrap lintian)"
+for tool in debootstrap:debootstrap lintian:lintian dh:debhelper dpkg-buildpackage:dpkg-dev unshare:util-linux; do
+    command -v "${tool%%:*}" >/dev/null || skip "${tool%%:*} is missing (apt-get install ${tool#*:})"
 done
+t_build=$(date +%s)
+deb=$(cd "$repo" && make -s deb 2>&1 | tail -1)
+if [[ ! -f $deb ]]; then
+    echo "$deb"
+    echo "FAIL: make deb"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+echo "make deb: $deb ($(($(date +%s) - t_build)) s)"
 
 w=$(mktemp -d /tmp/likwid-deb-test.XXXXXX)
 trap 'rm -rf "$w"' EXIT
