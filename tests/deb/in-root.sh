@@ -75,7 +75,7 @@ setup_machine() {
     id tester >/dev/null 2>&1 || useradd -m tester
 }
 # A register as the daemon left it: REG in the store file of CPU N (8 bytes at offset 8*REG).
-reg() { od -An -tu8 -j $(($2 * 8)) -N 8 /dev/cpu/$1/msr | tr -d ' '; }
+reg() { od -An -tu8 -j $(($2 * 8)) -N 8 "/dev/cpu/$1/msr" | tr -d ' '; }
 
 # Debian's likwid-perfctr, as an unprivileged user, through whatever /usr/sbin/likwid-accessD is:
 # every counter of the CLOCK group must print a number (a `-` means the daemon did not serve it).
@@ -100,7 +100,10 @@ perfctr_values() {
 # c-tests/demo.c against the installed header and library, found by pkg-config alone; run as
 # the unprivileged user, the library starts /usr/sbin/likwid-accessD (compiled in) by itself.
 demo() {
-    cc -std=c11 -Wall -Wextra -Werror -pedantic /root/demo.c $(pkg-config --cflags --libs likwid-access) -o /home/tester/demo &&
+    local flags
+    flags=$(pkg-config --cflags --libs likwid-access) || return 1
+    # shellcheck disable=SC2086 # pkg-config's words
+    cc -std=c11 -Wall -Wextra -Werror -pedantic /root/demo.c $flags -o /home/tester/demo &&
         runuser -u tester -- /home/tester/demo | tee /root/demo.out &&
         grep -q '^2 CPUs served by one likwid-accessD$' /root/demo.out &&
         [ "$(reg 1 0xC0010201)" = 1001 ]
@@ -124,7 +127,12 @@ check "likwid-accessD is setuid root" is_setuid_root $daemon
 check "LIKWID's daemon diverted to likwid-accessD.likwid" likwid_diverted
 check "setuid through dpkg-statoverride" override_is "root root 4755"
 check "the library launches /usr/sbin/likwid-accessD (compiled in)" grep -aq /usr/sbin/likwid-accessD /usr/lib/x86_64-linux-gnu/liblikwid_access.so.0
-check "SONAME links" sh -c '[ "$(readlink /usr/lib/x86_64-linux-gnu/liblikwid_access.so)" = liblikwid_access.so.0 ] && [ -e /usr/lib/x86_64-linux-gnu/liblikwid_access.so.0 ]'
+soname_links() {
+    local lib=/usr/lib/x86_64-linux-gnu/liblikwid_access.so
+    [ "$(readlink $lib)" = liblikwid_access.so.0 ] && [ -f "$(readlink -f $lib.0)" ] &&
+        readelf -d $lib.0 | grep 'SONAME.*\[liblikwid_access.so.0\]' >/dev/null
+}
+check "SONAME links (.so -> .so.0 -> the library, whose SONAME is liblikwid_access.so.0)" soname_links
 setup_machine
 check "Debian's likwid-perfctr -M 1 -g CLOCK on a simulated Zen 3, as a user, prints every counter" perfctr_values
 check "c-tests/demo.c built with pkg-config against the installed header runs as a user" demo
