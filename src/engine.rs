@@ -18,16 +18,25 @@ pub enum Op {
     Write(u64),
 }
 
-pub struct Engine {
+/// Everything opened while privileged: the policy, every CPU's register device and every
+/// uncore device. The daemon opens it before it drops privileges, which is before it knows its
+/// client (LIKWID's socket is accepted afterwards); `serve_as` then adds how that client
+/// numbers PCI devices.
+pub struct Machine {
     policy: Policy,
     msrs: MsrDevices,
     lock: LockWatch,
-    /// The uncore devices (Intel servers), their generation, and how clients number them.
+    /// The uncore devices (Intel servers) and their generation.
     pci: PciDevices,
     generation: Option<&'static Generation>,
-    numbering: Numbering,
     /// (hardware thread, socket) of every CPU, from `/proc/cpuinfo`.
     sockets: Vec<(u32, u32)>,
+}
+
+/// A machine serving one client: its `PciDeviceIndex` numbering names the uncore devices.
+pub struct Engine {
+    machine: Machine,
+    numbering: Numbering,
 }
 
 /// A PCI config register of a fixed width, seen as a register device.
@@ -133,10 +142,10 @@ impl RegisterDevice for Device<'_> {
     }
 }
 
-impl Engine {
+impl Machine {
     /// Checks the lock, picks the policy and opens every CPU's device and every uncore
-    /// device, in LIKWID's order. `numbering` is how clients number PCI devices.
-    pub fn open(root: &Root, real_uid: u32, numbering: Numbering) -> Result<Engine, StartError> {
+    /// device, in LIKWID's order.
+    pub fn open(root: &Root, real_uid: u32) -> Result<Machine, StartError> {
         let path = root.lock_file();
         match crate::lock::holder(&path, real_uid) {
             None => {}
@@ -160,49 +169,70 @@ impl Engine {
         let pci = PciDevices::open_all(root, generation);
         let cpuinfo = std::fs::read_to_string(root.cpuinfo()).unwrap_or_default();
         let sockets = sockets_of(&cpuinfo, &msrs.cpu_ids());
-        Ok(Engine { policy, msrs, lock, pci, generation, numbering, sockets })
-    }
-
-    /// (hardware thread, socket) of every CPU served.
-    pub fn sockets(&self) -> &[(u32, u32)] {
-        &self.sockets
-    }
-
-    /// The uncore devices served, as (socket, PciDeviceIndex name).
-    pub fn pci_devices(&self) -> impl Iterator<Item = (u32, &str)> {
-        self.pci.list()
-    }
-
-    /// An engine for `cpu` alone, sharing this one's open device and policy: what a worker
-    /// thread pinned to that CPU executes with.
-    pub fn for_cpu(&self, cpu: u32) -> std::io::Result<Engine> {
-        Ok(Engine {
-            policy: self.policy.clone(),
-            msrs: self.msrs.only(cpu)?,
-            lock: self.lock.clone(),
-            pci: PciDevices::default(),
-            generation: None,
-            numbering: self.numbering,
-            sockets: Vec::new(),
-        })
-    }
-
-    /// True when a read on another CPU would cost an inter-processor interrupt (kernel msr
-    /// driver), so pinned workers pay off.
-    pub fn on_kernel_devices(&self) -> bool {
-        self.msrs.any_kernel_device()
-    }
-
-    pub fn cpus(&self) -> Vec<u32> {
-        self.msrs.cpu_ids()
+        Ok(Machine { policy, msrs, lock, pci, generation, sockets })
     }
 
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
 
+    pub fn cpu_count(&self) -> usize {
+        self.msrs.cpu_ids().len()
+    }
+
+    /// The engine for a client that numbers PCI devices as `numbering`.
+    pub fn serve_as(self, numbering: Numbering) -> Engine {
+        Engine { machine: self, numbering }
+    }
+}
+
+impl Engine {
+    /// `Machine::open` for a client whose numbering is known up front (our library, tests).
+    pub fn open(root: &Root, real_uid: u32, numbering: Numbering) -> Result<Engine, StartError> {
+        Machine::open(root, real_uid).map(|m| m.serve_as(numbering))
+    }
+
+    /// (hardware thread, socket) of every CPU served.
+    pub fn sockets(&self) -> &[(u32, u32)] {
+        &self.machine.sockets
+    }
+
+    /// The uncore devices served, as (socket, PciDeviceIndex name).
+    pub fn pci_devices(&self) -> impl Iterator<Item = (u32, &str)> {
+        self.machine.pci.list()
+    }
+
+    /// An engine for `cpu` alone, sharing this one's open device and policy: what a worker
+    /// thread pinned to that CPU executes with.
+    pub fn for_cpu(&self, cpu: u32) -> std::io::Result<Engine> {
+        let m = &self.machine;
+        let machine = Machine {
+            policy: m.policy.clone(),
+            msrs: m.msrs.only(cpu)?,
+            lock: m.lock.clone(),
+            pci: PciDevices::default(),
+            generation: None,
+            sockets: Vec::new(),
+        };
+        Ok(machine.serve_as(self.numbering))
+    }
+
+    /// True when a read on another CPU would cost an inter-processor interrupt (kernel msr
+    /// driver), so pinned workers pay off.
+    pub fn on_kernel_devices(&self) -> bool {
+        self.machine.msrs.any_kernel_device()
+    }
+
+    pub fn cpus(&self) -> Vec<u32> {
+        self.machine.msrs.cpu_ids()
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.machine.policy
+    }
+
     fn unlocked(&mut self) -> Result<(), AccessError> {
-        if self.lock.locked() {
+        if self.machine.lock.locked() {
             return Err(AccessError::Locked);
         }
         Ok(())
@@ -212,13 +242,13 @@ impl Engine {
     /// PciDeviceIndex), with the rules for it. NODEV for anything this machine does not have.
     fn target(&self, cpu: u32, device: i32, reg: u32) -> Result<Target<'_>, AccessError> {
         if device == MSR_DEV {
-            let file = self.msrs.get(cpu).ok_or(AccessError::NoDevice)?;
-            let (readable, write) = (self.policy.may_read(reg), self.policy.write_rule(reg));
+            let file = self.machine.msrs.get(cpu).ok_or(AccessError::NoDevice)?;
+            let (readable, write) = (self.machine.policy.may_read(reg), self.machine.policy.write_rule(reg));
             return Ok(Target { device: Device::Msr(file), readable, write });
         }
         let name = self.numbering.name(device).ok_or(AccessError::NoDevice)?;
-        let (kind, config) = self.pci.get(cpu, name).ok_or(AccessError::NoDevice)?;
-        let rule = self.generation.and_then(|g| g.rule(kind, reg));
+        let (kind, config) = self.machine.pci.get(cpu, name).ok_or(AccessError::NoDevice)?;
+        let rule = self.machine.generation.and_then(|g| g.rule(kind, reg));
         Ok(Target {
             device: Device::Pci(PciRegister { config, width: rule.map_or(4, |r| r.width) }),
             readable: rule.is_some(),
@@ -252,7 +282,7 @@ impl Engine {
 
     /// Whether the lock is held now, read from the file whatever the recheck interval says.
     pub fn locked_now(&mut self) -> bool {
-        self.lock.locked_now()
+        self.machine.lock.locked_now()
     }
 
     pub fn execute(&mut self, cpu: u32, device: i32, reg: u32, op: Op) -> Result<u64, AccessError> {
