@@ -138,3 +138,18 @@ pub(super) fn create(root: &Root, model: &str, sockets: u32) -> io::Result<bool>
     }
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::discovery::{locate, FakeReg};
+
+    /// tests/likwid/harness.sh advances this counter in `/dev/mem` for its value check.
+    #[test]
+    fn spr_imc0_counter0_of_socket0_is_where_the_harness_advances_it() {
+        let (_, units) = layout("spr", 0).unwrap();
+        let imc = units.iter().find(|u| u.box_type == 6 && u.box_id == 0).unwrap();
+        let kind = UnitMap::for_model("spr").unwrap().kind(6).unwrap();
+        assert_eq!(locate(imc, kind.layout, FakeReg::Ctr(0)).unwrap().address, 0x1_8000_0808);
+    }
+}
