@@ -11,6 +11,10 @@ usage:
   regstore.py set FILE REG VALUE           store VALUE
   regstore.py add FILE REG DELTA           add DELTA (mod 2^64)
   regstore.py dump FILE                    every nonzero register, `0xREG 0xVALUE` per line
+  regstore.py add-at FILE OFFSET DELTA     add DELTA to the little-endian u64 at byte OFFSET
+                                           (PCI config space, /dev/mem: byte-addressed)
+  regstore.py dashes OUTPUT                the counters likwid-perfctr printed as `-` (not
+                                           measured) in its event tables, `EVENT COUNTER` each
   regstore.py dedupe TRACE...              unique accesses: reads and checks by (op, device,
                                            reg, code), writes by (device, reg, data, code)
   regstore.py errors TRACE                 the lines whose code is not NOERROR
@@ -68,6 +72,46 @@ def dump(path):
     finally:
         os.close(fd)
     return out
+
+
+def add_at(path, offset, delta):
+    fd = os.open(path, os.O_RDWR)
+    try:
+        old = int.from_bytes(os.pread(fd, 8, offset).ljust(8, b"\0"), "little")
+        os.pwrite(fd, ((old + delta) & (2**64 - 1)).to_bytes(8, "little"), offset)
+    finally:
+        os.close(fd)
+
+
+def cells(line):
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def dashes(path):
+    """Rows of likwid-perfctr's event tables (header `Event | Counter | ...`) with a `-` cell.
+
+    LIKWID prints `-` for a counter it could not set up (its CHECK or a read failed) and still
+    exits 0. The STAT tables repeat the rows with a ` STAT` suffix: one report per counter.
+    """
+    seen = []
+    in_events = False
+    with open(path, errors="replace") as f:
+        for raw in f:
+            if not raw.startswith("|"):
+                if not raw.startswith("+"):
+                    in_events = False
+                continue
+            row = cells(raw)
+            if len(row) >= 2 and row[0] == "Event" and row[1] == "Counter":
+                in_events = True
+                continue
+            if not in_events or len(row) < 3:
+                continue
+            event = row[0][: -len(" STAT")] if row[0].endswith(" STAT") else row[0]
+            if any(c == "-" for c in row[2:]) and (event, row[1]) not in seen:
+                seen.append((event, row[1]))
+    for event, counter in seen:
+        print(f"{event} {counter}")
 
 
 def lines(paths):
@@ -149,6 +193,10 @@ def main(argv):
     elif cmd == "add":
         reg = reg_of(args[1])
         put(args[0], reg, get(args[0], reg) + reg_of(args[2]))
+    elif cmd == "add-at":
+        add_at(args[0], reg_of(args[1]), reg_of(args[2]))
+    elif cmd == "dashes":
+        dashes(args[0])
     elif cmd == "dump":
         for reg, value in sorted(dump(args[0]).items()):
             print(f"{reg:#x} {value:#x}")
