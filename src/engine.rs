@@ -221,9 +221,15 @@ impl Engine {
     ) -> Result<Target<'a>, AccessError> {
         let refused = Target { device: Device::Refused, addr: reg, readable: false, write: WriteRule::Denied };
         let units = d.sockets.get(&socket).ok_or(AccessError::NoDevice)?;
-        let fake = FakeReg::decode(reg, self.numbering);
+        // LIKWID 5.2 knows no CPU with discovery tables: whoever addresses their units speaks
+        // 5.3.0's or 5.4+'s numbering, and 5.4+ when nothing better says which.
+        let numbering = match self.numbering {
+            Numbering::Likwid52 => Numbering::Likwid54,
+            n => n,
+        };
+        let fake = FakeReg::decode(reg, numbering);
         let is_global = matches!(fake, Some(FakeReg::GlobalCtrl | FakeReg::GlobalStatus(_)));
-        if is_global && self.numbering.name(device) == Some(discovery::GLOBAL_DEVICE) {
+        if is_global && numbering.name(device) == Some(discovery::GLOBAL_DEVICE) {
             let Some(msr) = fake.and_then(|f| discovery::locate_global(&units.table.global, f)) else {
                 return Ok(refused);
             };
@@ -236,7 +242,7 @@ impl Engine {
                 write: discovery_write_rule(rule),
             });
         }
-        let (kind, id) = d.map.unit_of(self.numbering, device).ok_or(AccessError::NoDevice)?;
+        let (kind, id) = d.map.unit_of(numbering, device).ok_or(AccessError::NoDevice)?;
         let unit = units.table.units.get(&(kind.box_type, id)).ok_or(AccessError::NoDevice)?;
         let Some(fake) = fake else { return Ok(refused) };
         let (Some(location), Some(rule)) = (discovery::locate(unit, kind.layout, fake), RegisterRule::of(fake)) else {

@@ -263,3 +263,16 @@ fn every_simulated_unit_of_spr_emr_gnr_answers_its_check_and_counter_reads() {
         std::fs::remove_dir_all(&root).unwrap();
     }
 }
+
+#[test]
+fn a_daemon_that_guessed_5_2_serves_discovery_units_in_5_4_numbering() {
+    // LIKWID 5.2 runs no discovery CPU: a client addressing units speaks 5.3.0 or 5.4+.
+    let root = machine("guess52", "spr");
+    let (cha, cha_dev) = unit("spr", 1, "CHA", 2);
+    let (mut s, child) = spawn(&root, "5.2");
+    assert_eq!(ask(&mut s, wire::TYPE_CHECK, 1, cha_dev, 0, 0).errorcode, wire::ERR_NOERROR);
+    assert_eq!(ask(&mut s, wire::TYPE_WRITE, 1, cha_dev, fake(FakeReg::Ctrl(0)), 0x1234).errorcode, 0);
+    assert_eq!(msr_read(&root, 2, cha.box_ctl + cha.ctl_offset), 0x1234);
+    finish(s, child);
+    std::fs::remove_dir_all(&root).unwrap();
+}
