@@ -276,3 +276,26 @@ fn a_daemon_that_guessed_5_2_serves_discovery_units_in_5_4_numbering() {
     finish(s, child);
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[test]
+fn a_table_outside_its_devices_bars_or_a_pci_unit_on_a_foreign_device_is_refused() {
+    // Socket 0: the discovery BAR in config space no longer matches what the kernel assigned.
+    // Socket 1: a UPI unit whose device is a network controller, not an uncore function.
+    let root = machine("sysfs", "spr");
+    let (upi, _) = unit("spr", 1, "UPI", 0);
+    let upi_dir = pci_config(&root, upi.box_ctl).parent().unwrap().to_path_buf();
+    std::fs::write(upi_dir.join("class"), "0x020000\n").unwrap();
+    let discovery_dev = root.join("sys/bus/pci/devices/0000:1e:00.1");
+    let resource = std::fs::read_to_string(discovery_dev.join("resource")).unwrap();
+    std::fs::write(discovery_dev.join("resource"), resource.replacen("0x0000000100000000", "0x0000000200000000", 1))
+        .unwrap();
+    let (mut s, child) = spawn(&root, "5.4");
+    let (_, cha_dev) = unit("spr", 0, "CHA", 0);
+    for socket in 0..2 {
+        assert_eq!(ask(&mut s, wire::TYPE_CHECK, socket, cha_dev, 0, 0).errorcode, wire::ERR_NODEV, "socket {socket}");
+    }
+    let log = finish(s, child);
+    assert!(log.contains("0000:1e:00.1: table at 0x100000000 refused: not inside a memory BAR"), "{log}");
+    assert!(log.contains("which is no Intel system peripheral"), "{log}");
+    std::fs::remove_dir_all(&root).unwrap();
+}

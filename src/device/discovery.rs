@@ -56,6 +56,40 @@ fn read_exact_at(file: &File, len: u64, at: u64) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// The memory ranges (inclusive) of a device's BARs as the kernel assigned them: the lines of
+/// sysfs `resource` (start end flags) with IORESOURCE_MEM (0x200) set.
+fn memory_resources(dir: &Path) -> Vec<(u64, u64)> {
+    let text = std::fs::read_to_string(dir.join("resource")).unwrap_or_default();
+    let hex = |w: &str| u64::from_str_radix(w.trim_start_matches("0x"), 16).ok();
+    text.lines()
+        .filter_map(|line| {
+            let mut w = line.split_whitespace().map(hex);
+            let (Some(Some(start)), Some(Some(end)), Some(Some(flags))) = (w.next(), w.next(), w.next()) else {
+                return None;
+            };
+            (flags & 0x200 != 0 && start != 0 && end > start).then_some((start, end))
+        })
+        .collect()
+}
+
+/// PCI units must name an Intel system-peripheral function (class 0x08xxxx, as uncore PMON
+/// devices are): a table pointing a unit at a NIC's or a bridge's config space is refused.
+fn check_pci_units(root: &Root, table: &Table) -> Result<(), String> {
+    for unit in table.units.values().filter(|u| u.access == Access::Pci) {
+        let (domain, bus, devfn) = discovery::pci_address(unit.box_ctl);
+        let name = format!("{domain:04x}:{bus:02x}:{:02x}.{:x}", devfn >> 3, devfn & 7);
+        let dir = root.pci_devices().join(&name);
+        let (vendor, class) = (read_number(&dir.join("vendor")), read_number(&dir.join("class")));
+        if vendor != Some(0x8086) || class.map(|c| c >> 16) != Some(0x08) {
+            return Err(format!(
+                "PCI unit (type {} id {}) names {name}, which is no Intel system peripheral (vendor {vendor:x?}, class {class:x?})",
+                unit.box_type, unit.box_id
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Reads and checks the table at physical `address`.
 fn read_table(mem: &File, address: u64, map: &UnitMap, forbidden: &dyn Fn(u32) -> bool) -> Result<Table, String> {
     let head = read_exact_at(mem, discovery::ENTRY_LEN as u64, address).map_err(|e| format!("cannot read it: {e}"))?;
@@ -112,6 +146,8 @@ impl Discovery {
     ) -> Option<Discovery> {
         let map = UnitMap::for_model(model)?;
         let mut found: Vec<(String, Option<i64>, u64)> = Vec::new();
+        // A table must lie in one of its own device's memory BARs as the kernel assigned
+        // them: config space alone could name any physical address.
         let mut entries: Vec<_> = std::fs::read_dir(root.pci_devices()).ok()?.flatten().map(|e| e.path()).collect();
         entries.sort();
         for path in entries {
@@ -127,7 +163,18 @@ impl Discovery {
             match discovery::table_addresses(&config) {
                 Ok(addresses) => {
                     let node = read_number(&path.join("numa_node"));
-                    found.extend(addresses.into_iter().map(|a| (name.clone(), node, a)));
+                    let bars = memory_resources(&path);
+                    for a in addresses {
+                        let end = a + discovery::TABLE_WINDOW - 1;
+                        if bars.iter().any(|&(s, e)| s <= a && end <= e) {
+                            found.push((name.clone(), node, a));
+                        } else {
+                            log::warn!(
+                                "uncore discovery: {name}: table at {a:#x} refused: not inside a memory BAR the kernel assigned to the device ({})",
+                                path.join("resource").display()
+                            );
+                        }
+                    }
                 }
                 Err(e) => log::warn!("uncore discovery: {name}: capability refused: {e}"),
             }
@@ -156,7 +203,7 @@ impl Discovery {
                 log::warn!("uncore discovery: {name}: a second table for socket {socket} at {address:#x} ignored");
                 continue;
             }
-            match read_table(&mem, address, map, forbidden) {
+            match read_table(&mem, address, map, forbidden).and_then(|t| check_pci_units(root, &t).map(|()| t)) {
                 Ok(table) => {
                     log::info!(
                         "uncore discovery: socket {socket}: {} units from the table of {name} at {address:#x}",

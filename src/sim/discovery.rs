@@ -101,6 +101,21 @@ pub fn layout(model: &str, socket: u32) -> Option<(Global, Vec<Unit>)> {
     Some((global, units))
 }
 
+/// sysfs `class` (system peripheral, as uncore devices are) and `resource` of a simulated
+/// device: six BAR lines (BAR 0 = the table's window when given, 64-bit memory) and the rest.
+fn peripheral(dir: &std::path::Path, bar0: Option<u64>) -> io::Result<()> {
+    std::fs::write(dir.join("class"), "0x088000\n")?;
+    let mut text = String::new();
+    for i in 0..13 {
+        let line = match bar0 {
+            Some(start) if i == 0 => format!("{start:#018x} {:#018x} 0x0000000000140204\n", start + 0x80000 - 1),
+            _ => "0x0000000000000000 0x0000000000000000 0x0000000000000000\n".to_string(),
+        };
+        text.push_str(&line);
+    }
+    std::fs::write(dir.join("resource"), text)
+}
+
 /// Creates the discovery devices, tables and PCI units of every socket. Ok(false) for a model
 /// without discovery.
 pub(super) fn create(root: &Root, model: &str, sockets: u32) -> io::Result<bool> {
@@ -117,6 +132,7 @@ pub(super) fn create(root: &Root, model: &str, sockets: u32) -> io::Result<bool>
         let Some((global, units)) = layout(model, socket) else { continue };
         let dir = devices.join(format!("0000:{:02x}:00.1", bus(socket)));
         pci_device(&dir, 0x8086, DISCOVERY_DEVICE, i64::from(socket))?;
+        peripheral(&dir, Some(table_address(socket)))?;
         let config = std::fs::OpenOptions::new().write(true).open(dir.join("config"))?;
         // Extended capability 0x23, version 1, last in the list; DVSEC id 1 (PMON); BIR 0.
         config.write_all_at(&(0x23u32 | 1 << 16).to_le_bytes(), 0x100)?;
@@ -131,7 +147,8 @@ pub(super) fn create(root: &Root, model: &str, sockets: u32) -> io::Result<bool>
             if unit.access == Access::Pci {
                 let devfn = (unit.box_ctl >> 12) & 0xFF;
                 let name = format!("0000:{:02x}:{:02x}.{:x}", bus(socket), devfn >> 3, devfn & 7);
-                pci_device(&devices.join(name), 0x8086, 0x3241, i64::from(socket))?;
+                pci_device(&devices.join(&name), 0x8086, 0x3241, i64::from(socket))?;
+                peripheral(&devices.join(name), None)?;
             }
         }
         debug_assert!(ENTRY_LEN as u64 <= STRIDE * 8);
