@@ -12,7 +12,7 @@ mod regs;
 
 pub use regs::{
     locate, locate_global, pci_address, FakeReg, Layout, Location, RegisterRule, Space, UnitKind, UnitMap, Width,
-    FAKE_BASE, GLOBAL_DEVICE,
+    ALLOW_TABLE, FAKE_BASE, GLOBAL_DEVICE,
 };
 
 use std::collections::BTreeMap;

@@ -107,10 +107,13 @@ for try in 1 2 3 4 5 6 7 8; do
     n=\$(wc -l <"$w/trace.cur")
     python3 "$here/regstore.py" dump /dev/cpu/0/msr >"$w/snap.0"
     python3 "$here/regstore.py" dump /dev/cpu/1/msr >"$w/snap.1"
-    [ "\$n" = "\$(wc -l <"$w/trace.cur")" ] && break
+    m=\$(wc -l <"$w/trace.cur")
+    [ "\$n" = "\$m" ] && break
     sleep 0.05
 done
-echo "\$n" >"$w/snap.n"
+# LIKWID 5.5 keeps reading (freezing and unfreezing) while the program runs: when the trace
+# never stood still, the files may hold any state between lines n and m.
+echo "\$n:\$m" >"$w/snap.n"
 sleep 0.05
 EOF
     # The measured program of the value runs advances registers in the device file itself,
