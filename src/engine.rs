@@ -20,18 +20,27 @@ pub enum Op {
     Write(u64),
 }
 
-pub struct Engine {
+/// Everything opened while privileged: the policy, every CPU's register device and every
+/// uncore device. The daemon opens it before it drops privileges, which is before it knows its
+/// client (LIKWID's socket is accepted afterwards); `serve_as` then adds how that client
+/// numbers PCI devices.
+pub struct Machine {
     policy: Policy,
     msrs: MsrDevices,
     lock: LockWatch,
-    /// The uncore devices (Intel servers), their generation, and how clients number them.
+    /// The uncore devices (Intel servers) and their generation.
     pci: PciDevices,
     generation: Option<&'static Generation>,
-    numbering: Numbering,
     /// (hardware thread, socket) of every CPU, from `/proc/cpuinfo`.
     sockets: Vec<(u32, u32)>,
     /// Uncore units found through Intel's discovery tables (Sapphire Rapids and later).
     discovery: Option<Discovery>,
+}
+
+/// A machine serving one client: its `PciDeviceIndex` numbering names the uncore devices.
+pub struct Engine {
+    machine: Machine,
+    numbering: Numbering,
 }
 
 /// A PCI config register of a fixed width, seen as a register device.
@@ -160,10 +169,10 @@ fn discovery_write_rule(rule: Option<RegisterRule>) -> WriteRule {
     }
 }
 
-impl Engine {
+impl Machine {
     /// Checks the lock, picks the policy and opens every CPU's device and every uncore
-    /// device, in LIKWID's order. `numbering` is how clients number PCI devices.
-    pub fn open(root: &Root, real_uid: u32, numbering: Numbering) -> Result<Engine, StartError> {
+    /// device, in LIKWID's order.
+    pub fn open(root: &Root, real_uid: u32) -> Result<Machine, StartError> {
         let mut lock = LockWatch::new(root.lock_file(), real_uid);
         if lock.locked() {
             return Err(StartError::new(
@@ -185,28 +194,48 @@ impl Engine {
         let builtin = builtin_policy(root).ok();
         let forbidden = |reg: u32| policy.lists(reg) || builtin.as_ref().is_some_and(|p| p.lists(reg));
         let discovery = cpu_model(root).ok().and_then(|m| Discovery::open(root, m.name, &sockets, &forbidden));
-        Ok(Engine { policy, msrs, lock, pci, generation, numbering, sockets, discovery })
+        Ok(Machine { policy, msrs, lock, pci, generation, sockets, discovery })
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn cpu_count(&self) -> usize {
+        self.msrs.cpu_ids().len()
+    }
+
+    /// The engine for a client that numbers PCI devices as `numbering`.
+    pub fn serve_as(self, numbering: Numbering) -> Engine {
+        Engine { machine: self, numbering }
+    }
+}
+
+impl Engine {
+    /// `Machine::open` for a client whose numbering is known up front (our library, tests).
+    pub fn open(root: &Root, real_uid: u32, numbering: Numbering) -> Result<Engine, StartError> {
+        Machine::open(root, real_uid).map(|m| m.serve_as(numbering))
     }
 
     /// (hardware thread, socket) of every CPU served.
     pub fn sockets(&self) -> &[(u32, u32)] {
-        &self.sockets
+        &self.machine.sockets
     }
 
     /// The uncore devices served, as (socket, PciDeviceIndex name).
     pub fn pci_devices(&self) -> impl Iterator<Item = (u32, &str)> {
-        self.pci.list()
+        self.machine.pci.list()
     }
 
     /// Discovered uncore units per socket (empty without discovery tables).
     pub fn discovered_units(&self) -> Vec<(u32, usize)> {
-        self.discovery.iter().flat_map(|d| d.sockets.iter().map(|(s, u)| (*s, u.table.units.len()))).collect()
+        self.machine.discovery.iter().flat_map(|d| d.sockets.iter().map(|(s, u)| (*s, u.table.units.len()))).collect()
     }
 
     /// The first hardware thread of `socket`: where its MSR units are reached.
     fn first_cpu(&self, socket: u32) -> Option<&crate::device::MsrFile> {
-        let cpu = self.sockets.iter().filter(|(_, s)| *s == socket).map(|(c, _)| *c).min()?;
-        self.msrs.get(cpu)
+        let cpu = self.machine.sockets.iter().filter(|(_, s)| *s == socket).map(|(c, _)| *c).min()?;
+        self.machine.msrs.get(cpu)
     }
 
     /// Register `reg` (a FAKE_UNC_* value) of discovered unit `device` on `socket`. NODEV for a
@@ -275,34 +304,35 @@ impl Engine {
     /// An engine for `cpu` alone, sharing this one's open device and policy: what a worker
     /// thread pinned to that CPU executes with.
     pub fn for_cpu(&self, cpu: u32) -> std::io::Result<Engine> {
-        Ok(Engine {
-            policy: self.policy.clone(),
-            msrs: self.msrs.only(cpu)?,
-            lock: self.lock.clone(),
+        let m = &self.machine;
+        let machine = Machine {
+            policy: m.policy.clone(),
+            msrs: m.msrs.only(cpu)?,
+            lock: m.lock.clone(),
             pci: PciDevices::default(),
             generation: None,
-            numbering: self.numbering,
             sockets: Vec::new(),
             discovery: None,
-        })
+        };
+        Ok(machine.serve_as(self.numbering))
     }
 
     /// True when a read on another CPU would cost an inter-processor interrupt (kernel msr
     /// driver), so pinned workers pay off.
     pub fn on_kernel_devices(&self) -> bool {
-        self.msrs.any_kernel_device()
+        self.machine.msrs.any_kernel_device()
     }
 
     pub fn cpus(&self) -> Vec<u32> {
-        self.msrs.cpu_ids()
+        self.machine.msrs.cpu_ids()
     }
 
     pub fn policy(&self) -> &Policy {
-        &self.policy
+        &self.machine.policy
     }
 
     fn unlocked(&mut self) -> Result<(), AccessError> {
-        if self.lock.locked() {
+        if self.machine.lock.locked() {
             return Err(AccessError::Locked);
         }
         Ok(())
@@ -312,16 +342,16 @@ impl Engine {
     /// PciDeviceIndex), with the rules for it. NODEV for anything this machine does not have.
     fn target(&self, cpu: u32, device: i32, reg: u32) -> Result<Target<'_>, AccessError> {
         if device == MSR_DEV {
-            let file = self.msrs.get(cpu).ok_or(AccessError::NoDevice)?;
-            let (readable, write) = (self.policy.may_read(reg), self.policy.write_rule(reg));
+            let file = self.machine.msrs.get(cpu).ok_or(AccessError::NoDevice)?;
+            let (readable, write) = (self.machine.policy.may_read(reg), self.machine.policy.write_rule(reg));
             return Ok(Target { device: Device::Msr(file), addr: reg, readable, write });
         }
-        if let Some(d) = &self.discovery {
+        if let Some(d) = &self.machine.discovery {
             return self.discovery_target(d, cpu, device, reg);
         }
         let name = self.numbering.name(device).ok_or(AccessError::NoDevice)?;
-        let (kind, config) = self.pci.get(cpu, name).ok_or(AccessError::NoDevice)?;
-        let rule = self.generation.and_then(|g| g.rule(kind, reg));
+        let (kind, config) = self.machine.pci.get(cpu, name).ok_or(AccessError::NoDevice)?;
+        let rule = self.machine.generation.and_then(|g| g.rule(kind, reg));
         Ok(Target {
             device: Device::Pci(PciRegister { config, width: rule.map_or(4, |r| r.width) }),
             addr: reg,

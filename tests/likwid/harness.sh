@@ -98,13 +98,14 @@ if [[ ${1:-} == --inner ]]; then
 
     # The measured program of each group run: how far the trace got and both register files
     # while LIKWID's counters run (LIKWID clears its registers again when it stops).
-    # LIKWID may still be starting the counters on the other CPU when the program begins:
-    # take the snapshot only when the trace did not grow while it was taken.
+    # LIKWID may still be starting the counters on the other CPU when the program begins (and
+    # the daemon writes a trace line just after its access): take the snapshot only when the
+    # trace did not grow for 0.2 s before it and while it was taken.
     cat >"$w/measure.sh" <<EOF
 #!/bin/sh
-sleep 0.05
-for try in 1 2 3 4 5 6 7 8; do
+for try in $(seq -s " " 30); do
     n=\$(wc -l <"$w/trace.cur")
+    sleep 0.2
     python3 "$here/regstore.py" dump /dev/cpu/0/msr >"$w/snap.0"
     python3 "$here/regstore.py" dump /dev/cpu/1/msr >"$w/snap.1"
     m=\$(wc -l <"$w/trace.cur")
@@ -230,15 +231,18 @@ EOF
         before=$(stat -c %s "$w/syslog")
         rm -rf "$w/meeting" "$w/met"
         mkdir "$w/meeting"
-        clients=()
+        # One socket each: LIKWID refuses counters another measurement has programmed ("The
+        # selected register MBOX0C0 is in use"), as it would on real hardware.
+        clients=() socket=0
         for prefix in "$both_prefix" "$likwid_prefix"; do
             v=$("$prefix/bin/likwid-perfctr" -v | awk '/Version/ { print $4; exit }')
             echo "$v" >>"$d/versions"
             (
-                timeout 60 "$prefix/bin/likwid-perfctr" -M 1 -C 0-1 -g MEM "$w/meet.sh" >"$d/out.$v" 2>"$d/err.$v"
+                timeout 60 "$prefix/bin/likwid-perfctr" -M 1 -C $socket -g MEM "$w/meet.sh" >"$d/out.$v" 2>"$d/err.$v"
                 echo $? >"$d/rc.$v"
             ) &
             clients+=($!)
+            socket=$((socket + 1))
         done
         wait "${clients[@]}"
         [[ -e $w/met ]] && touch "$d/met"
@@ -557,6 +561,8 @@ check_close() {   # VERSION CPU NAME WHAT GOT WANT TOLERANCE
 two_sockets() {
     awk '
         /^cpuid_topology numSockets = / { print "cpuid_topology numSockets = 2"; next }
+        # LIKWID 5.5.1 makes numDies / numSockets die domains per socket (src/affinity.c).
+        /^cpuid_topology numDies = / { print "cpuid_topology numDies = 2"; next }
         /^cpuid_topology numCoresPerSocket = / { print "cpuid_topology numCoresPerSocket = 1"; next }
         /^cpuid_topology numThreadsPerCore = / { print "cpuid_topology numThreadsPerCore = 1"; next }
         /^cpuid_topology threadPool [0-9]+ coreId = / { sub(/= .*/, "= 0"); print; next }
