@@ -299,3 +299,17 @@ fn a_table_outside_its_devices_bars_or_a_pci_unit_on_a_foreign_device_is_refused
     assert!(log.contains("which is no Intel system peripheral"), "{log}");
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[test]
+fn this_machines_real_pci_devices_yield_no_discovery_units() {
+    let root = machine("real", "spr");
+    std::fs::remove_dir_all(root.join("sys/bus/pci/devices")).unwrap();
+    std::os::unix::fs::symlink("/sys/bus/pci/devices", root.join("sys/bus/pci/devices")).unwrap();
+    let uid = nix::unistd::getuid().as_raw();
+    let mut engine = likwid_access::engine::Engine::open(&likwid_access::root::Root::new(&root), uid, N).unwrap();
+    assert_eq!(engine.discovered_units(), vec![], "this VM has no uncore discovery device");
+    let (_, cha_dev) = unit("spr", 0, "CHA", 0);
+    assert_eq!(engine.check(0, cha_dev), Err(likwid_access::error::AccessError::NoDevice));
+    assert_eq!(engine.read(0, cha_dev, fake(FakeReg::Ctr(0))), Err(likwid_access::error::AccessError::NoDevice));
+    std::fs::remove_dir_all(&root).unwrap();
+}
