@@ -20,9 +20,11 @@ usage:
   regstore.py errors TRACE                 the lines whose code is not NOERROR
   regstore.py verify TRACE MSRDIR          every register's last accepted MSR write is what
                                            its file holds (MSRDIR/N/msr); prints mismatches
-  regstore.py verify-snapshot TRACE N DUMP0 DUMP1
+  regstore.py verify-snapshot TRACE N[:M] DUMP0 DUMP1
                                            the same for the first N trace lines against dumps
-                                           of CPU 0 and 1 taken at that moment
+                                           of CPU 0 and 1 taken at that moment (taken while
+                                           the trace grew from N to M lines: any state in
+                                           between)
 """
 import os
 import sys
@@ -156,14 +158,23 @@ def read_dump(path):
         return {reg_of(r): reg_of(v) for r, v in (line.split() for line in f if line.strip())}
 
 
-def verify_snapshot(trace, upto, dumps):
+def verify_snapshot(trace, span, dumps):
     """Registers LIKWID had programmed when the measured program ran are in the files."""
+    upto, _, until = span.partition(":")
+    upto, until = int(upto), int(until or upto)
     values = [read_dump(d) for d in dumps]
     last = last_writes(trace, upto)
+    # Values a register went through while the dumps were taken (trace lines upto..until).
+    passed = {}
+    for i, (op, cpu, dev, reg, data, code) in enumerate(lines([trace])):
+        if i >= until:
+            break
+        if i >= upto and op == "write" and dev == "0" and code == "NOERROR":
+            passed.setdefault((int(cpu), reg_of(reg)), set()).add(reg_of(data))
     bad = 0
     for (cpu, reg), data in sorted(last.items()):
         have = values[cpu].get(reg, 0)
-        if have != data:
+        if have != data and have not in passed.get((cpu, reg), ()):
             print(f"cpu {cpu} reg {reg:#x}: programmed {data:#x}, file held {have:#x} during the run")
             bad += 1
     programmed = sum(1 for d in last.values() if d)
@@ -207,7 +218,7 @@ def main(argv):
     elif cmd == "verify":
         return verify(args[0], args[1])
     elif cmd == "verify-snapshot":
-        return verify_snapshot(args[0], int(args[1]), args[2:4])
+        return verify_snapshot(args[0], args[1], args[2:4])
     else:
         print(__doc__, file=sys.stderr)
         return 2
