@@ -97,22 +97,26 @@ pub fn load(root: &Root) -> Result<Site, StartError> {
     Ok(Site { allowlist, read_only, pci_numbering })
 }
 
-/// The numbering an unmodified LIKWID client on this node speaks: the admin's choice, else
-/// that of the LIKWID library installed on the host (Debian bookworm ships 5.2.2), else 5.4's.
-pub fn likwid_client_numbering(root: &Root) -> Numbering {
-    if let Ok(Site { pci_numbering: Some(n), .. }) = load(root) {
-        return n;
+/// The numbering an unmodified LIKWID client speaks when the client itself does not tell
+/// (a static build, or a library name we do not know): the admin's choice, else that of the
+/// LIKWID library installed on the host (Debian bookworm ships 5.2.2), else 5.4's. Returns the
+/// numbering and what decided it, for the log.
+pub fn likwid_client_numbering(root: &Root) -> (Numbering, String) {
+    let numbering_file = root.base().join(SITE_DIR).join(PCI_NUMBERING);
+    match load(root) {
+        Ok(Site { pci_numbering: Some(n), .. }) => return (n, format!("site file {}", numbering_file.display())),
+        Ok(_) => {}
+        // `load` logged why; a broken site policy also stops the engine from opening.
+        Err(_) => {}
     }
-    let installed = |version: &str| {
-        ["usr/lib/x86_64-linux-gnu", "usr/lib64", "usr/lib", "usr/local/lib"]
-            .iter()
-            .any(|dir| Path::new("/").join(dir).join(format!("liblikwid.so.{version}")).exists())
-    };
-    if installed("5.2") {
-        Numbering::Likwid52
-    } else if installed("5.3") {
-        Numbering::Likwid53
-    } else {
-        Numbering::Likwid54
+    for version in ["5.2", "5.3", "5.4", "5.5"] {
+        for dir in ["usr/lib/x86_64-linux-gnu", "usr/lib64", "usr/lib", "usr/local/lib"] {
+            let path = Path::new("/").join(dir).join(format!("liblikwid.so.{version}"));
+            if path.exists() {
+                let n = Numbering::parse(version).expect("known versions parse");
+                return (n, format!("the installed library {}", path.display()));
+            }
+        }
     }
+    (Numbering::Likwid54, "no LIKWID library installed in a system directory: the newest numbering".into())
 }

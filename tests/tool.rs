@@ -408,3 +408,79 @@ fn doctor_on_this_machine_names_a_missing_msr_driver() {
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     assert_finding(&text, "FAIL", "msr driver", "not loaded", Some("modprobe msr"));
 }
+
+/// Some line of the doctor's has `status topic` and contains `needle`, and when `fix` is given,
+/// the line after it is a fix containing it.
+fn assert_any_finding(text: &str, status: &str, topic: &str, needle: &str, fix: Option<&str>) {
+    let lines: Vec<&str> = text.lines().collect();
+    let squeezed = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
+    let at = lines
+        .iter()
+        .position(|l| squeezed(l).starts_with(&format!("{status} {topic} ")) && l.contains(needle))
+        .unwrap_or_else(|| panic!("no `{status} {topic}` line with `{needle}`\n{text}"));
+    if let Some(fix) = fix {
+        let next = lines.get(at + 1).map(|l| l.trim_start()).unwrap_or("");
+        assert!(next.starts_with("fix: ") && next.contains(fix), "fix `{fix}` missing after: {}\n{text}", lines[at]);
+    }
+}
+
+/// The doctor's LIKWID lines against the LIKWIDs really installed here (Debian's 5.2.2 in /usr,
+/// LIKWID 5.5.1 in /opt/likwid-5.5.1), first with our daemon first on PATH, then without.
+#[test]
+fn doctor_lists_each_installed_likwid_and_the_daemon_it_would_start() {
+    let debian = Path::new("/usr/bin/likwid-perfctr").is_file() && Path::new("/usr/sbin/likwid-accessD").is_file();
+    let opt55 = Path::new("/opt/likwid-5.5.1/bin/likwid-perfctr").is_file();
+    let cfgs = ["/etc/likwid.cfg", "/opt/likwid-5.5.1/etc/likwid.cfg"];
+    if !debian && !opt55 || cfgs.iter().any(|c| Path::new(c).exists()) {
+        eprintln!("skipped: needs Debian's likwid or /opt/likwid-5.5.1, and no likwid.cfg");
+        return;
+    }
+    let m = Machine::new("doctor-likwid");
+    m.make_healthy();
+    let bin = m.path("sbin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(DAEMON, bin.join("likwid-accessD")).unwrap();
+    let run = |path: &str| {
+        let out = Command::new(TOOL)
+            .arg("doctor")
+            .env_remove("LIKWID_ACCESS_DEBUG")
+            .env_remove("LIKWID_CFG_FILE")
+            .env("LIKWID_ACCESS_ROOT", &m.dir)
+            .env("LIKWID_ACCESSD", DAEMON)
+            .env("PATH", path)
+            .output()
+            .unwrap();
+        stdout(&out)
+    };
+    let ours_first = format!("{}:/usr/bin:/bin:/usr/sbin", bin.display());
+    let text = run(&ours_first);
+    let ours = format!("starts {}/likwid-accessD (first on PATH): ours", bin.display());
+    if debian {
+        assert_any_finding(&text, "ok", "likwid", &format!("LIKWID 5.2 at /usr (found via PATH) {ours}"), None);
+    }
+    if opt55 {
+        assert_any_finding(
+            &text,
+            "ok",
+            "likwid",
+            &format!("LIKWID 5.5.1 at /opt/likwid-5.5.1 (found via /opt/*) {ours}"),
+            None,
+        );
+    }
+    assert!(text.ends_with("access works\n"), "LIKWID notes do not decide whether access works:\n{text}");
+
+    // Nothing of ours on PATH: each falls back to the daemon compiled into its library.
+    let text = run("/usr/bin:/bin");
+    if debian {
+        // Debian bookworm's library has /usr/sbin/likwid/likwid-accessD compiled in, which the
+        // package does not install: without /usr/sbin on PATH its tools find no daemon at all.
+        let what = "LIKWID 5.2 at /usr (found via PATH) starts none: its compiled-in /usr/sbin/likwid/likwid-accessD \
+                    is missing";
+        assert_any_finding(&text, "note", "likwid", what, Some("first on the users' PATH"));
+    }
+    if opt55 {
+        let what = "LIKWID 5.5.1 at /opt/likwid-5.5.1 (found via /opt/*) starts /opt/likwid-5.5.1/sbin/likwid-accessD \
+                    (its compiled-in path): not ours";
+        assert_any_finding(&text, "note", "likwid", what, Some("daemon_path = "));
+    }
+}

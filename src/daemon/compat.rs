@@ -3,10 +3,12 @@
 //! is the caller's file without LIKWID's setfsuid dance.
 
 use super::checked_peer;
+use super::client_library;
 use super::serve::{serve, Ended};
 use super::session::Session;
-use crate::engine::Engine;
+use crate::engine::Machine;
 use crate::error::StartError;
+use crate::policy::pci::Numbering;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
 use nix::sys::stat::{fchmodat, umask, FchmodatFlags, Mode};
@@ -57,7 +59,14 @@ impl Drop for Unlink {
     }
 }
 
-pub fn serve_socket(mut engine: Engine, real_uid: u32, trace: Option<Box<dyn Write>>) -> Result<Ended, StartError> {
+/// Serves the one LIKWID client that connects, in the `PciDeviceIndex` numbering of the
+/// library it loaded (else `fallback`'s, with what decided that).
+pub fn serve_socket(
+    machine: Machine,
+    fallback: &(Numbering, String),
+    real_uid: u32,
+    trace: Option<Box<dyn Write>>,
+) -> Result<Ended, StartError> {
     let path = PathBuf::from(format!("/tmp/likwid-{}", std::process::id()));
     let listener = listen_on(&path)?;
     let unlink = Unlink(path.clone());
@@ -65,5 +74,6 @@ pub fn serve_socket(mut engine: Engine, real_uid: u32, trace: Option<Box<dyn Wri
     drop(unlink);
     drop(listener);
     let peer = checked_peer(&stream, real_uid)?;
+    let mut engine = machine.serve_as(client_library::numbering_for_client(peer.pid, fallback));
     Ok(serve(&mut stream, Session::new(&mut engine, peer, trace, false), false))
 }

@@ -3,6 +3,7 @@
 //! Either way it opens every device file first, then drops to the caller's identity for good.
 
 mod audit;
+mod client_library;
 mod compat;
 mod privilege;
 mod serve;
@@ -14,7 +15,7 @@ pub use privilege::effective_capabilities;
 pub use serve::{serve, Ended, Peer};
 pub use session::Session;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, Machine};
 use crate::error::StartError;
 use crate::policy::pci::Numbering;
 use crate::root::Root;
@@ -42,6 +43,13 @@ enum Mode {
     /// LIKWID 5's own start: no arguments, serve `/tmp/likwid-<pid>`.
     Likwid,
     /// Started by our library with a socketpair on stdin, speaking this PCI numbering.
+    Private(Numbering),
+}
+
+/// A mode with what it needs to know before the privilege drop.
+enum Serving {
+    /// LIKWID's clients: the numbering for one that does not tell its own, and its source.
+    Likwid((Numbering, String)),
     Private(Numbering),
 }
 
@@ -107,14 +115,16 @@ pub fn main() -> ExitCode {
     };
     let root = Root::from_env(secure);
     let real_uid = nix::unistd::getuid().as_raw();
-    let numbering = match mode {
-        Mode::Private(n) => n,
-        Mode::Likwid => crate::site::likwid_client_numbering(&root),
-    };
-    let engine = Engine::open(&root, real_uid, numbering);
-    if let Ok(engine) = &engine {
-        log::debug!("serving uid {real_uid} with {} on {} CPUs", engine.policy().source, engine.cpus().len());
+    let machine = Machine::open(&root, real_uid);
+    if let Ok(machine) = &machine {
+        log::debug!("serving uid {real_uid} with {} on {} CPUs", machine.policy().source, machine.cpu_count());
     }
+    // A LIKWID client's numbering is learnt from the client once it has connected; what the
+    // site file and the installed libraries say (the fallback) is read now, while privileged.
+    let serving = match mode {
+        Mode::Likwid => Serving::Likwid(crate::site::likwid_client_numbering(&root)),
+        Mode::Private(numbering) => Serving::Private(numbering),
+    };
     // Never talk to a client with more than the caller's own rights.
     if let Err(e) = privilege::drop_to_real_user() {
         log::error!("{e}");
@@ -122,9 +132,11 @@ pub fn main() -> ExitCode {
     }
     let trace = open_trace(secure);
     let workers = switch(WORKERS_ENV, secure).is_some();
-    let ended = match mode {
-        Mode::Private(_) => serve_private(engine, real_uid, trace, workers),
-        Mode::Likwid => engine.and_then(|engine| compat::serve_socket(engine, real_uid, trace)),
+    let ended = match serving {
+        Serving::Private(numbering) => serve_private(machine.map(|m| m.serve_as(numbering)), real_uid, trace, workers),
+        Serving::Likwid(fallback) => {
+            machine.and_then(|machine| compat::serve_socket(machine, &fallback, real_uid, trace))
+        }
     };
     match ended {
         Ok(Ended::Exit) | Ok(Ended::Eof) => ExitCode::SUCCESS,

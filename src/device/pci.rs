@@ -25,6 +25,11 @@ impl PciConfig {
         Ok(PciConfig { file: OpenOptions::new().read(true).write(true).open(path)?, base: 0 })
     }
 
+    /// Registers at `base + offset` of an already open file (a `/dev/mem` window).
+    pub fn window(file: File, base: u64) -> PciConfig {
+        PciConfig { file, base }
+    }
+
     pub fn try_clone(&self) -> io::Result<PciConfig> {
         Ok(PciConfig { file: self.file.try_clone()?, base: self.base })
     }

@@ -17,7 +17,9 @@ pub const HELP: &str = "usage: likwid-access doctor\n\
 Checks the installation and prints a fix for each problem: the daemon is found and\n\
 executable, setuid root or with cap_sys_rawio, not on a nosuid file system; the msr driver\n\
 is loaded, /dev/cpu/*/msr present, msr.allow_writes and kernel lockdown permit writes; the\n\
-lock file; the CPU has a register policy; and a live read through the daemon.\n\
+lock file; the CPU has a register policy; and a live read through the daemon. Then each\n\
+LIKWID installation found (PATH, /usr, /usr/local, /opt/*, $LIKWID_HOME-style variables), its\n\
+version and the likwid-accessD it would start; a note with a fix when that is not ours.\n\
 With LIKWID_ACCESS_ROOT=DIR every path is looked up under DIR (a simulated machine).\n\
 \n\
 Exit status: 0 when access works, 1 when a check failed, 2 for a usage error.";
@@ -28,6 +30,8 @@ enum Status {
     Warn,
     Fail,
     Skip,
+    /// Advice that does not decide whether access works (another LIKWID's daemon).
+    Note,
 }
 
 struct Finding {
@@ -336,6 +340,12 @@ fn allow_writes(m: &Machine) -> Finding {
             format!("msr.allow_writes={v}: writes work, but the kernel logs each one and taints itself"),
         )
         .fix(fix),
+        // The parameter is root-only (0600, arch/x86/kernel/msr.c): unreadable is not absent.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => finding(
+            Status::Skip,
+            "writes",
+            format!("cannot read {} (root only): run likwid-access doctor as root to check it", param.display()),
+        ),
         Err(_) if m.path("/sys/module/msr").exists() => {
             finding(Status::Ok, "writes", "no msr.allow_writes filter in this kernel (before 5.9)")
         }
@@ -447,12 +457,42 @@ fn round_trip(policy: Option<&Policy>) -> Finding {
     }
 }
 
+/// Each LIKWID installed here and the daemon it would start: ours, or a note how to make it so.
+fn likwid_installs(m: &Machine) -> Vec<Finding> {
+    let installs = super::likwid_installs::find();
+    if installs.is_empty() {
+        return vec![finding(
+            Status::Skip,
+            "likwid",
+            "no LIKWID installation found (PATH, /usr, /usr/local, /opt, $LIKWID_HOME)",
+        )];
+    }
+    installs
+        .iter()
+        .map(|i| {
+            let head = format!("LIKWID {} at {} (found via {})", i.version, i.prefix.display(), i.found_by);
+            match &i.daemon {
+                Ok((d, why)) if super::likwid_installs::is_ours(d, &m.daemon) => {
+                    finding(Status::Ok, "likwid", format!("{head} starts {} ({why}): ours", d.display()))
+                }
+                Ok((d, why)) => {
+                    finding(Status::Note, "likwid", format!("{head} starts {} ({why}): not ours", d.display()))
+                        .fix(super::likwid_installs::fix(i, &m.daemon))
+                }
+                Err(why) => finding(Status::Note, "likwid", format!("{head} starts {why}"))
+                    .fix(super::likwid_installs::fix(i, &m.daemon)),
+            }
+        })
+        .collect()
+}
+
 fn label(status: Status) -> &'static str {
     match status {
         Status::Ok => "ok",
         Status::Warn => "warn",
         Status::Fail => "FAIL",
         Status::Skip => "skip",
+        Status::Note => "note",
     }
 }
 
@@ -462,7 +502,7 @@ pub fn run(args: &[String]) -> Result<(), Failure> {
     let where_ = if m.root.is_system() { "this machine".to_string() } else { m.root.base().display().to_string() };
     println!("likwid-access doctor: {where_}");
     let (cpu_finding, policy) = cpu(&m);
-    let findings = [
+    let mut findings = vec![
         daemon(&m),
         privileges(&m),
         nosuid(&m),
@@ -474,6 +514,7 @@ pub fn run(args: &[String]) -> Result<(), Failure> {
         cpu_finding,
         round_trip(policy.as_ref()),
     ];
+    findings.extend(likwid_installs(&m));
     for f in &findings {
         println!("{:<5} {:<11} {}", label(f.status), f.topic, f.what);
         if let Some(fix) = &f.fix {

@@ -4,6 +4,7 @@
 
 mod check;
 mod doctor;
+mod likwid_installs;
 mod policy;
 mod read;
 mod sim;

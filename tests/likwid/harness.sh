@@ -1,25 +1,33 @@
 #!/usr/bin/env bash
-# tests/likwid/harness.sh - Debian's unmodified LIKWID 5 tools on our likwid-accessD.
+# tests/likwid/harness.sh - unmodified LIKWID 5 tools on our likwid-accessD: Debian's 5.2.2
+# (/usr) and LIKWID 5.5.1 built from its release source (/opt/likwid-5.5.1), both installed.
 #
-# For each simulated CPU: a private mount namespace whose /dev is a scratch tmpfs with
-# register-store files as /dev/cpu/N/msr and a datagram /dev/log, a matching /proc/cpuinfo
-# and /etc/likwid_topo.cfg, and our daemon first on PATH (through a wrapper that switches on
-# its request trace). Then every performance group `likwid-perfctr -a` lists, likwid-powermeter,
-# likwid-features on Intel, and two value checks (RAPL energy and a core counter advanced
-# by a known amount while LIKWID measures).
+# For each LIKWID version and simulated CPU: a private mount namespace whose /dev is a scratch
+# tmpfs with register-store files as /dev/cpu/N/msr and a datagram /dev/log, a matching
+# /proc/cpuinfo and /etc/likwid_topo.cfg, and our daemon first on PATH (through a wrapper that
+# switches on its request trace). Then every performance group that version's
+# `likwid-perfctr -a` lists, likwid-powermeter, likwid-features on Intel, value checks (RAPL
+# energy, a core counter and one uncore counter advanced by a known amount while LIKWID
+# measures), and on CPUs both versions run, both versions' MEM group at the same time.
+# A group fails when the tool fails, the daemon refused or failed an access, the registers
+# disagree with what LIKWID wrote, or any counter of its event table prints `-` (LIKWID
+# exits 0 then) - unless tests/likwid/known-gaps.txt lists it with its reason.
 #
-# usage: tests/likwid/harness.sh [-c CPU]... [-g GROUP]... [--record] [--keep]
-#   -c CPU     run this CPU (repeatable); default: zen3 skx icx skl. Any CPU of cpu_table
-#              below works: `-c snbep -c knl ...` checks those built-in tables against LIKWID
+# usage: tests/likwid/harness.sh [-l VERSION]... [-c CPU]... [-g GROUP]... [--record] [--keep]
+#   -l VERSION LIKWID version to run (repeatable): 5.2.2, 5.5.1; default both. 5.5.1 is built
+#              from ../shared/peers into /opt/likwid-5.5.1 once per machine when missing;
+#              without ../shared/peers it is skipped loudly (a build failure fails)
+#   -c CPU     run this CPU (repeatable) on every selected version that knows it; default: each
+#              version's list in likwid_table below. Any CPU of tests/likwid/cpus.txt works
 #   -g GROUP   run only this group (and skip the other tools)
-#   --record   write the deduplicated traces to tests/likwid/traces/CPU/*.trace
+#   --record   write the deduplicated traces to tests/likwid/traces/CPU/GROUP[@VERSION].trace
 #   --keep     keep the work directory (printed at the end)
 # /etc is shared with the host even in a mount namespace (facts §8): the topology file lives in
 # an overlay on /etc inside the namespace; without overlayfs an empty /etc/likwid_topo.cfg is
-# created as bind target and removed by the EXIT trap. Two CPUs run at a time (2 vCPUs).
+# created as bind target and removed by the EXIT trap. Two namespaces run at a time (2 vCPUs).
 # Exit: 0 all passed, 1 something failed, 77 skipped (not root / no likwid; CI=true fails).
-# The last line is "N passed, N failed" (", N skipped" follows when known gaps were met: the
-# KNOWN lines above it say which and why).
+# The last line is "N passed, N failed" (", N skipped" follows when known gaps were met or a
+# version was skipped: the KNOWN and SKIP lines above it say which and why).
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -72,7 +80,8 @@ if [[ ${1:-} == --inner ]]; then
     trap 'kill $sink 2>/dev/null' EXIT
     for _ in $(seq 100); do [[ -e $w/sink-ready ]] && break; sleep 0.05; done
     set +e
-    export PATH=$w/wrap:$PATH
+    # Our daemon first on PATH (LIKWID runs `which likwid-accessD`), then this version's tools.
+    export PATH=$w/wrap:$likwid_prefix/bin:$PATH
     regstore=("python3" "$here/regstore.py")
     msr0=/dev/cpu/0/msr
 
@@ -89,19 +98,26 @@ if [[ ${1:-} == --inner ]]; then
 
     # The measured program of each group run: how far the trace got and both register files
     # while LIKWID's counters run (LIKWID clears its registers again when it stops).
-    # LIKWID may still be starting the counters on the other CPU when the program begins:
-    # take the snapshot only when the trace did not grow while it was taken.
+    # LIKWID may still be starting the counters on the other CPU when the program begins (and
+    # the daemon writes a trace line just after its access): take the snapshot only when no
+    # write was traced for 0.2 s before it and while it was taken. Reads do not count: LIKWID
+    # 5.5.1 in wrapper mode may read the counters all the time (its loop sleeps for "duration
+    # minus the time the read took", which with a CPU clock of 0 in the topology file is -inf).
     cat >"$w/measure.sh" <<EOF
 #!/bin/sh
-sleep 0.05
-for try in 1 2 3 4 5 6 7 8; do
+for try in $(seq -s " " 30); do
+    writes=\$(grep -c '^write' "$w/trace.cur")
     n=\$(wc -l <"$w/trace.cur")
+    sleep 0.2
     python3 "$here/regstore.py" dump /dev/cpu/0/msr >"$w/snap.0"
     python3 "$here/regstore.py" dump /dev/cpu/1/msr >"$w/snap.1"
-    [ "\$n" = "\$(wc -l <"$w/trace.cur")" ] && break
+    m=\$(wc -l <"$w/trace.cur")
+    [ "\$writes" = "\$(grep -c '^write' "$w/trace.cur")" ] && break
     sleep 0.05
 done
-echo "\$n" >"$w/snap.n"
+# LIKWID 5.5 keeps reading (freezing and unfreezing) while the program runs: when the trace
+# never stood still, the files may hold any state between lines n and m.
+echo "\$n:\$m" >"$w/snap.n"
 sleep 0.05
 EOF
     # The measured program of the value runs advances registers in the device file itself,
@@ -111,7 +127,71 @@ EOF
 python3 "$here/regstore.py" add $msr0 $pkg_energy_reg $energy_delta &&
 python3 "$here/regstore.py" add $msr0 $core_ctr_reg $core_delta
 EOF
-    chmod 0755 "$w/measure.sh" "$w/advance.sh"
+    # The uncore value check advances counter 0 of the first memory channel of each socket in
+    # the simulated device, found as LIKWID's daemon finds it: PCI config space (skx: device
+    # 0a.2 of the socket's numa_node, MC_CH0_PCI_PMON_CTR0 at 0xA0), or /dev/mem (icx: the BARs
+    # in the socket's 00.1 config at 0xD0/0xD8, channel window + 0x22800, PMON_CTR0 at +0x08).
+    if [[ -n $uncore ]]; then
+        python3 - "$w/m" "${uncore%%:*}" >"$w/uncore.where" <<'PY'
+import glob, os, struct, sys
+m, kind = sys.argv[1:3]
+def node(dev):
+    return int(open(os.path.join(dev, "numa_node")).read())
+def dword(dev, off):
+    with open(os.path.join(dev, "config"), "rb") as f:
+        f.seek(off)
+        return struct.unpack("<I", f.read(4))[0]
+for s in (0, 1):
+    if kind == "pci":
+        dev = [d for d in sorted(glob.glob(m + "/sys/bus/pci/devices/*:0a.2")) if node(d) == s][0]
+        print(os.path.join(dev, "config"), 0xA0)
+    elif kind == "disc":
+        # Intel uncore discovery, as our daemon and LIKWID's find it: the socket's device with
+        # extended capability 0x23, the (64-bit) BAR it names, the unit entries stride*8 apart,
+        # iMC (type 6) id 0, its counter 0 at box_ctl + ctr_offset.
+        dev = [d for d in sorted(glob.glob(m + "/sys/bus/pci/devices/*"))
+               if node(d) == s and dword(d, 0x100) & 0xFFFF == 0x23][0]
+        bar = dword(dev, 0x10) & ~0xFFF
+        if dword(dev, 0x10) & 6 == 4:
+            bar |= dword(dev, 0x14) << 32
+        with open(m + "/dev/mem", "rb") as f:
+            f.seek(bar)
+            g0 = struct.unpack("<Q", f.read(8))[0]
+            for i in range(1, ((g0 >> 16) & 0x3FF) + 1):
+                f.seek(bar + i * ((g0 >> 8) & 0xFF) * 8)
+                w0, w1, w2 = struct.unpack("<QQQ", f.read(24))
+                if w2 & 0xFFFF == 6 and (w2 >> 16) & 0xFFFF == 0:
+                    print(m + "/dev/mem", w1 + ((w0 >> 24) & 0xFF))
+                    break
+    else:
+        dev = [d for d in sorted(glob.glob(m + "/sys/bus/pci/devices/*:00.1")) if node(d) == s][0]
+        base = (dword(dev, 0xD0) & 0x1FFFFFFF) << 23
+        block = base | ((dword(dev, 0xD8) & 0x7FF) << 12)
+        print(m + "/dev/mem", block + 0x22800 + 0x08)
+PY
+        {
+            echo '#!/bin/sh'
+            s=0
+            while read -r file offset; do
+                delta_var=uncore_delta$s
+                echo "python3 '$here/regstore.py' add-at '$file' $offset ${!delta_var} || exit 1"
+                s=$((s + 1))
+            done <"$w/uncore.where"
+        } >"$w/advance-uncore.sh"
+        chmod 0755 "$w/advance-uncore.sh"
+    fi
+    # The measured program of a both-* run: the two clients' programs meet, which shows both
+    # daemons served their clients at the same time (LIKWID starts the daemon before and stops
+    # it after the measured program).
+    cat >"$w/meet.sh" <<EOF
+#!/bin/sh
+touch "$w/meeting/\$\$"
+for i in \$(seq 100); do
+    [ \$(ls "$w/meeting" | wc -l) -ge 2 ] && { touch "$w/met"; exit 0; }
+    sleep 0.05
+done
+EOF
+    chmod 0755 "$w/measure.sh" "$w/advance.sh" "$w/meet.sh"
 
     # run NAME CMD...: one tool run with its own trace, output and exit code under runs/NAME.
     run() {
@@ -146,7 +226,41 @@ EOF
         run "perfctr-$group" likwid-perfctr -M 1 -C 0-1 -g "$group" "$w/measure.sh"
     done <"$w/groups"
 
+    if [[ -n $both_prefix && ( -z $groups_filter || ",$groups_filter," == *,MEM,* ) ]]; then
+        # Both LIKWID versions at once on one machine: each client starts its own daemon.
+        d=$w/runs/both-MEM
+        mkdir -p "$d"
+        : >"$w/trace.cur"
+        before=$(stat -c %s "$w/syslog")
+        rm -rf "$w/meeting" "$w/met"
+        mkdir "$w/meeting"
+        # One socket each: LIKWID refuses counters another measurement has programmed ("The
+        # selected register MBOX0C0 is in use"), as it would on real hardware.
+        clients=() socket=0
+        for prefix in "$both_prefix" "$likwid_prefix"; do
+            v=$("$prefix/bin/likwid-perfctr" -v | awk '/Version/ { print $4; exit }')
+            echo "$v" >>"$d/versions"
+            (
+                timeout 60 "$prefix/bin/likwid-perfctr" -M 1 -C $socket -g MEM "$w/meet.sh" >"$d/out.$v" 2>"$d/err.$v"
+                echo $? >"$d/rc.$v"
+            ) &
+            clients+=($!)
+            socket=$((socket + 1))
+        done
+        wait "${clients[@]}"
+        [[ -e $w/met ]] && touch "$d/met"
+        settle_syslog
+        tail -c +$((before + 1)) "$w/syslog" >"$d/syslog"
+        mv "$w/trace.cur" "$d/trace"
+        "${regstore[@]}" verify "$d/trace" /dev/cpu >"$d/verify"
+        sed -i ':a;N;s/\n/ and /;ba' "$d/versions"
+    fi
+
     if [[ -z $groups_filter ]]; then
+        if [[ -n $uncore ]]; then
+            IFS=: read -r _ event counter <<<"$uncore"
+            run value-uncore likwid-perfctr -M 1 -C 0-1 -g "$event:$counter" "$w/advance-uncore.sh"
+        fi
         # Item 2: values flow end to end. The measured program advances registers in the
         # device file itself, so the advance lands between LIKWID's start and stop reads.
         # (Without RAPL in LIKWID for this CPU, likwid-powermeter only says so and exits 1.)
@@ -190,25 +304,101 @@ skip() {
     exit 77
 }
 [[ $(id -u) == 0 ]] || skip "needs root (private mount namespace, bind mounts)"
-command -v likwid-perfctr >/dev/null || skip "likwid is not installed (apt-get install likwid)"
-for tool in unshare python3 timeout likwid-genTopoCfg likwid-powermeter likwid-features; do
+for tool in unshare python3 timeout flock; do
     command -v $tool >/dev/null || skip "$tool is missing"
 done
 for f in "$rel/likwid-accessD" "$rel/likwid-access"; do
     [[ -x $f ]] || { echo "FAIL: $f missing (make build first)"; echo "0 passed, 1 failed"; exit 1; }
 done
 
-cpus=() only_groups="" record=0 keep=0
+# The LIKWID installations: version, prefix (tools in PREFIX/bin, groups in
+# PREFIX/share/likwid/perfgroups), and the CPUs each runs by default. A CPU added to 5.5.1's
+# list (spr, emr, gnr, ...) needs its row in cpus.txt.
+# (LIKWID_HARNESS_PREFIX_551 and LIKWID_HARNESS_PEERS move 5.5.1 and its source, for testing
+# the skip and build-failure paths.)
+likwid_table() {
+    cat <<EOF
+5.2.2  /usr               zen3 skx icx skl
+5.5.1  ${LIKWID_HARNESS_PREFIX_551:-/opt/likwid-5.5.1}  zen3 zen4 zen5 skx icx spr emr gnr
+EOF
+}
+peers=${LIKWID_HARNESS_PEERS:-$root/../shared/peers}
+
+versions=() cpus=() only_groups="" record=0 keep=0
 while [[ $# -gt 0 ]]; do
     case $1 in
+        -l) versions+=("$2"); shift 2 ;;
         -c) cpus+=("$2"); shift 2 ;;
         -g) only_groups="${only_groups:+$only_groups,}$2"; shift 2 ;;
         --record) record=1; shift ;;
         --keep) keep=1; shift ;;
-        *) echo "usage: $0 [-c CPU]... [-g GROUP]... [--record] [--keep]" >&2; exit 2 ;;
+        *) echo "usage: $0 [-l VERSION]... [-c CPU]... [-g GROUP]... [--record] [--keep]" >&2; exit 2 ;;
     esac
 done
-[[ ${#cpus[@]} -gt 0 ]] || cpus=(zen3 skx icx skl)
+[[ ${#versions[@]} -gt 0 ]] || read -ra versions <<<"$(likwid_table | awk '{ printf "%s ", $1 }')"
+
+pass=0 fail=0 known=0 skipped=0
+declare -A tally=()
+report() {   # STATUS VERSION CPU NAME DETAIL
+    printf '%-5s %-5s %-5s %-32s %s\n' "$1" "$2" "$3" "$4" "$5"
+    local key="$2 $3"
+    case $1 in
+        PASS) pass=$((pass + 1)); tally[$key.p]=$((${tally[$key.p]:-0} + 1)) ;;
+        FAIL) fail=$((fail + 1)); tally[$key.f]=$((${tally[$key.f]:-0} + 1)) ;;
+        KNOWN) known=$((known + 1)); tally[$key.k]=$((${tally[$key.k]:-0} + 1)) ;;
+    esac
+}
+
+# LIKWID 5.5.1 is built once per machine (flock: a concurrent harness run waits for the build).
+build_likwid55() {   # PREFIX: 0 ready, 1 failed, 2 no source here
+    local prefix=$1
+    [[ -x $prefix/bin/likwid-perfctr ]] && return 0
+    [[ -f $peers/build-likwid.sh && -f $peers/likwid-5.5.1.tar.gz ]] || return 2
+    echo "building LIKWID 5.5.1 into $prefix (once per machine, about 2 minutes)"
+    (
+        flock 9
+        [[ -x $prefix/bin/likwid-perfctr ]] ||
+            nice bash "$peers/build-likwid.sh" "$peers/likwid-5.5.1.tar.gz" "$prefix" >/dev/null
+    ) 9>/tmp/likwid-5.5.1-build.lock || return 1
+    [[ -x $prefix/bin/likwid-perfctr ]] || return 1
+}
+
+# Which versions run: each one's prefix and tools must be there.
+declare -A prefix_of=()
+run_versions=()
+for ver in "${versions[@]}"; do
+    line=$(likwid_table | awk -v v="$ver" '$1 == v')
+    if [[ -z $line ]]; then
+        echo "unknown LIKWID version $ver (known: $(likwid_table | awk '{ printf "%s ", $1 }'))" >&2
+        exit 2
+    fi
+    prefix=$(awk '{ print $2 }' <<<"$line")
+    if [[ $ver == 5.5.1 ]]; then
+        build_likwid55 "$prefix"
+        case $? in
+            1) report FAIL "$ver" "-" "build" "building LIKWID 5.5.1 from $peers failed"; continue ;;
+            2)
+                echo "SKIP: LIKWID 5.5.1: $peers (its release source) is not here and $prefix is not" \
+                    "built: NOTHING TESTED AGAINST 5.5.1"
+                skipped=$((skipped + 1))
+                continue
+                ;;
+        esac
+    elif [[ ! -x $prefix/bin/likwid-perfctr ]]; then
+        skip "LIKWID $ver is not installed (apt-get install likwid)"
+    fi
+    for tool in likwid-perfctr likwid-genTopoCfg likwid-powermeter likwid-features; do
+        [[ -x $prefix/bin/$tool ]] || skip "$prefix/bin/$tool is missing"
+    done
+    have=$("$prefix/bin/likwid-perfctr" -v 2>/dev/null | awk '/Version/ { print $4; exit }')
+    if [[ $have != "$ver" ]]; then
+        report FAIL "$ver" "-" "version" "$prefix/bin/likwid-perfctr says version '${have}', not $ver"
+        continue
+    fi
+    prefix_of[$ver]=$prefix
+    run_versions+=("$ver")
+done
+[[ ${#run_versions[@]} -gt 0 || $fail -gt 0 ]] || skip "no LIKWID version to run"
 
 work=$(mktemp -d /tmp/likwid-harness.XXXXXX)
 created_topo=0
@@ -221,78 +411,37 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# What LIKWID is told about each simulated CPU (topology file), beyond the family and model
-# of the simulated /proc/cpuinfo: isIntel, PERFMON version, general and fixed counters per
-# thread (CPUID leaf 0xA with SMT on), stepping, its group directory, the units it counts
-# through PCI/MMIO devices this daemon does not serve (for skx and icx it serves them all:
-# `likwid-access sim` creates the devices, the namespace shows them as /sys/bus/pci/devices
-# and /dev/mem), the ENERGY metric the value check reads ("-":
-# no ENERGY group), registers preset the way hardware reports them (REG:VALUE,...), and whether
-# likwid-features switches prefetchers in MSR 0x1A4 on it (elsewhere it uses IA32_MISC_ENABLE,
-# which is never writable here).
-# misc: IA32_MISC_ENABLE with performance monitoring available (bit 7) and PEBS available
-# (bit 12 clear): LIKWID then zeroes PEBS_ENABLE at start, as on real hardware.
-cpu_table() {
-    cat <<'EOF'
-# name  intel ver ctr fix step groups         pci_units                                  energy         prefetch presets
-zen3    0     0   0   0   1    zen3           -                                          Energy_PKG_[J] -        -
-skx     1     4   4   3   4    skylakeX       -                                          Energy_[J]     1a4      misc
-icx     1     5   8   4   6    ICX            -                                          Energy_[J]     1a4      misc
-skl     1     4   4   3   3    skylake        ^MBOX[0-9]                                 Energy_[J]     1a4      misc,0x396:0x4
-zen     0     0   0   0   1    zen            -                                          Energy_PKG_[J] -        -
-zen2    0     0   0   0   1    zen2           -                                          Energy_PKG_[J] -        -
-core2   1     2   2   3   6    core2          -                                          -              -        misc
-nehalem 1     3   4   3   5    nehalem        -                                          -              1a4      misc
-snb     1     3   4   3   7    sandybridge    ^MBOX[0-9]                                 Energy_[J]     1a4      misc,0x396:0x4
-ivb     1     3   4   3   9    ivybridge      ^MBOX[0-9]                                 Energy_[J]     1a4      misc,0x396:0x4
-hsw     1     3   4   3   3    haswell        ^MBOX[0-9]                                 Energy_[J]     1a4      misc,0x396:0x4
-bdw     1     3   4   3   4    broadwell      ^MBOX[0-9]                                 Energy_[J]     1a4      misc,0x396:0x4
-icl     1     5   8   4   5    ICL            ^MBOX[0-9]                                 Energy_[J]     1a4      misc,0x396:0x8
-tgl     1     5   8   4   1    TGL            -                                          Energy_[J]     -        misc
-slm     1     3   2   3   8    silvermont     -                                          Energy_[J]     -        misc
-glm     1     4   4   3   9    goldmont       -                                          Energy_[J]     1a4      misc
-snbep   1     3   4   3   7    sandybridgeEP  ^(MBOX|BBOX|RBOX|SBOX|PBOX)[0-9]?          Energy_[J]     1a4      misc
-ivbep   1     3   4   3   4    ivybridgeEP    ^(MBOX|BBOX|RBOX|SBOX|PBOX|IBOX)[0-9]?     Energy_[J]     1a4      misc
-hswep   1     3   4   3   2    haswellEP      ^(MBOX|BBOX|RBOX|QBOX|PBOX|IBOX)[0-9]?     Energy_[J]     1a4      misc
-bdwd    1     3   4   3   3    broadwellD     ^(MBOX|BBOX|PBOX|IBOX)[0-9]?               Energy_[J]     1a4      misc
-bdwep   1     3   4   3   1    broadwellEP    ^(MBOX|BBOX|RBOX|QBOX|PBOX|IBOX)[0-9]?     Energy_[J]     1a4      misc
-knl     1     3   2   3   1    knl            ^(EDBOX|EUBOX|IBOX|MBOX|PBOX)[0-9]?        Energy_[J]     -        misc
-nhmex   1     3   4   3   6    nehalemEX      -                                          -              1a4      misc
-wsmex   1     3   4   3   2    westmereEX     -                                          -              1a4      misc
-k10     0     0   0   0   2    k10            -                                          -              -        -
-interlagos 0  0   0   0   2    interlagos     -                                          -              -        -
-kabini  0     0   0   0   1    kabini         -                                          -              -        -
-EOF
-}
-cpu_env() {   # NAME: shell assignments for that CPU, or failure when the harness does not know it
-    local line
-    line=$(cpu_table | awk -v n="$1" '$1 == n')
+cpu_table() { grep -v '^#' "$here/cpus.txt"; }
+cpu_env() {   # VERSION NAME: shell assignments for that CPU, or failure when that version lacks it
+    local line g52 g55 groups_dir
+    line=$(cpu_table | awk -v n="$2" '$1 == n')
     [[ -n $line ]] || return 1
-    read -r _ intel perf_version perf_num_ctr perf_num_fixed stepping groups_dir pci_units energy_metric prefetch presets \
-        <<<"$line"
+    read -r _ intel perf_version perf_num_ctr perf_num_fixed stepping sockets g52 g55 pci_units energy_metric \
+        prefetch presets uncore <<<"$line"
+    case $1 in 5.2.*) groups_dir=$g52 ;; *) groups_dir=$g55 ;; esac
+    [[ $groups_dir == - ]] && return 1
     [[ $pci_units == - ]] && pci_units=
     [[ $energy_metric == - ]] && energy_metric=
+    [[ $uncore == - ]] && uncore=
     presets=${presets//misc/0x1A0:0x80}
     [[ $presets == - ]] && presets=
     local energy_unit=0x000A0E03 energy_scale=j  # time 10, energy status unit 14 (61 uJ), power 3
     # LIKWID counts Silvermont model 0x37's energy in 2^ESU microjoules: ESU 0 there.
-    [[ $1 == slm ]] && energy_unit=0x000A0003 energy_scale=uj
+    [[ $2 == slm ]] && energy_unit=0x000A0003 energy_scale=uj
     if [[ $intel == 1 ]]; then
         rapl="rapl_unit_reg=0x606 rapl_unit=$energy_unit pkg_energy_reg=0x611 core_ctr_reg=0x309 core_event=INSTR_RETIRED_ANY"
     else
         rapl="rapl_unit_reg=0xC0010299 rapl_unit=$energy_unit pkg_energy_reg=0xC001029B core_ctr_reg=0xC0010201 core_event=RETIRED_INSTRUCTIONS"
     fi
     echo "intel=$intel perf_version=$perf_version perf_num_ctr=$perf_num_ctr perf_num_fixed=$perf_num_fixed"
-    echo "stepping=$stepping perf_width=48 groups_dir=$groups_dir pci_units=${pci_units:-} energy_metric=${energy_metric:-}"
-    echo "presets=${presets:-} prefetch=$prefetch energy_scale=$energy_scale $rapl"
+    echo "stepping=$stepping sockets=$sockets perf_width=48 groups_dir=$groups_dir pci_units=${pci_units:-}"
+    echo "energy_metric=${energy_metric:-} presets=${presets:-} prefetch=$prefetch energy_scale=$energy_scale"
+    echo "uncore=${uncore:-} $rapl"
 }
 energy_delta=204801   # counts of 2^-14 J: 12.50006103515625 J
 core_delta=123457
+uncore_delta0=5123457 uncore_delta1=7654321   # per socket: a mixed-up socket shows
 
-likwid-genTopoCfg -o "$work/host-topo.cfg" >/dev/null 2>&1
-if [[ ! -s $work/host-topo.cfg ]]; then
-    echo "FAIL: likwid-genTopoCfg wrote no topology file"; echo "0 passed, 1 failed"; exit 1
-fi
 if unshare -m --propagation private sh -c \
     "mkdir -p $work/probe/u $work/probe/w && mount -t overlay overlay -o lowerdir=/etc,upperdir=$work/probe/u,workdir=$work/probe/w /etc" \
     2>/dev/null; then
@@ -308,53 +457,71 @@ if ! grep -q LIKWID_ACCESS_TRACE "$rel/likwid-accessD"; then
     echo "FAIL: $rel/likwid-accessD has no LIKWID_ACCESS_TRACE switch (rebuild)"; echo "0 passed, 1 failed"; exit 1
 fi
 
-pass=0 fail=0 known=0
 gap_keys=() gap_reasons=()
-while read -r kcpu kname reason; do
-    [[ -z ${kcpu:-} || $kcpu == \#* ]] && continue
-    gap_keys+=("$kcpu/$kname")
+while read -r kver kcpu kname reason; do
+    [[ -z ${kver:-} || $kver == \#* ]] && continue
+    gap_keys+=("$kver/$kcpu/$kname")
     gap_reasons+=("$reason")
 done <"$here/known-gaps.txt"
-known_gap() {   # CPU NAME: the reason of the first known-gaps line matching (glob patterns)
+known_gap() {   # VERSION CPU NAME: the reason of the first known-gaps line matching (globs)
     local i
     for i in "${!gap_keys[@]}"; do
         # shellcheck disable=SC2053
-        if [[ $1/$2 == ${gap_keys[$i]} ]]; then echo "${gap_reasons[$i]}"; return; fi
+        if [[ $1/$2/$3 == ${gap_keys[$i]} ]]; then echo "${gap_reasons[$i]}"; return; fi
     done
 }
 
-report() {   # STATUS CPU NAME DETAIL
-    printf '%-5s %-5s %-32s %s\n' "$1" "$2" "$3" "$4"
-    case $1 in PASS) pass=$((pass + 1)) ;; FAIL) fail=$((fail + 1)) ;; KNOWN) known=$((known + 1)) ;; esac
-}
-
-# judge CPU NAME: exit code, access errors, stderr errors, register files versus the trace.
+# judge VERSION CPU NAME: exit code, access errors and denials, stderr errors, `-` counters,
+# register files versus the trace.
 judge() {
-    local cpu=$1 name=$2 d=$w/runs/$2 why=() rc errs
-    rc=$(cat "$d/rc")
+    local ver=$1 cpu=$2 name=$3 d=$w/runs/$3 why=() rc errs out
+    rc=$(cat "$d"/rc* | sort -u | tr '\n' ' ')
     # likwid-features 5.2.2 ends `-l` with os.exit(1) whatever happened.
-    local want_rc=0
-    [[ $name == features-list ]] && want_rc=1
+    local want_rc="0 "
+    [[ $name == features-list && $ver == 5.2.* ]] && want_rc="1 "
     [[ $rc == "$want_rc" ]] || why+=("exit $rc")
     local pci=""
     if [[ $name == perfctr-* && -n $pci_units ]]; then
         pci=$(awk -v re="$pci_units" '/^EVENTSET/ { on = 1; next } on && NF == 0 { on = 0 }
-            on && $1 ~ re { printf "%s ", $1 }' "/usr/share/likwid/perfgroups/$groups_dir/${name#perfctr-}.txt")
+            on && $1 ~ re { printf "%s ", $1 }' "$groups_root/$groups_dir/${name#perfctr-}.txt")
     fi
-    errs=$(python3 "$here/regstore.py" errors "$d/trace" | awk '$3 == 0 { printf "%s %s %s; ", $1, $4, $6 }')
+    cat "$d/trace" | python3 "$here/regstore.py" errors /dev/stdin >"$d/trace-errors"
+    errs=$(awk '$3 == 0 { printf "%s %s %s; ", $1, $4, $6 }' "$d/trace-errors")
     errs+=$(grep -E 'denied (read|write).* device=0 ' "$d/syslog" | head -3 | sed 's/^.*]: //' | tr '\n' ';')
     # PCI: CHECKs of devices the machine lacks are answered NODEV (LIKWID probes them all);
-    # a read or write that fails on a device it was told exists is an error.
+    # a read or write that fails on a device it was told exists is an error, and so is a denial.
     local pci_errs
-    pci_errs=$(python3 "$here/regstore.py" errors "$d/trace" |
-        awk '$3 != 0 && $1 != "check" { printf "%s dev %s %s %s; ", $1, $3, $4, $6 }' | head -c 300)
-    [[ -z $pci_errs ]] || why+=("PCI access errors: $pci_errs")
+    pci_errs=$(awk '$3 != 0 && $1 != "check" { printf "%s dev %s %s %s; ", $1, $3, $4, $6 }' "$d/trace-errors" |
+        head -c 300)
+    pci_errs+=$(grep -E 'denied (read|write)' "$d/syslog" | grep -v ' device=0 ' | head -2 | sed 's/^.*]: //' | tr '\n' ';')
+    [[ -z $pci_errs ]] || why+=("uncore access errors: $pci_errs")
     [[ -z $errs ]] || why+=("MSR access errors: $errs")
-    if grep -qiE 'error|failed|cannot' "$d/err"; then
-        why+=("stderr: $(grep -iE 'error|failed|cannot' "$d/err" | head -2 | tr '\n' ' ')")
+    if cat "$d"/err* | grep -qiE 'error|failed|cannot'; then
+        why+=("stderr: $(cat "$d"/err* | grep -iE 'error|failed|cannot' | head -2 | tr '\n' ' ')")
     fi
-    # (The value runs' measured program itself advances two registers after LIKWID's last write.)
-    if [[ $name != value-* ]] && ! grep -q ' 0 mismatches$' "$d/verify"; then
+    # A counter LIKWID could not set up or read prints `-`, and the tool still exits 0.
+    # A known gap of the form `dashes=REGEX reason` excuses only those counters' `-`; anything
+    # else still fails the run.
+    local gap only_dashes="" excused=""
+    gap=$(known_gap "$ver" "$cpu" "$name")
+    if [[ $gap == dashes=* ]]; then
+        only_dashes=${gap%% *}
+        only_dashes=${only_dashes#dashes=}
+        gap=${gap#* }
+    fi
+    local dash
+    for out in "$d"/out*; do
+        dash=$(python3 "$here/regstore.py" dashes "$out" | awk '{ print $2 }')
+        if [[ -n $only_dashes ]]; then
+            excused+=$(grep -E "^($only_dashes)\$" <<<"$dash")
+            dash=$(grep -vE "^($only_dashes)\$" <<<"$dash")
+        fi
+        dash=$(tr '\n' ' ' <<<"$dash")
+        [[ -z ${dash// /} ]] || why+=("$(basename "$out"): counters printed '-': ${dash:0:200}")
+    done
+    # (The value runs' measured program itself advances registers after LIKWID's last write;
+    # in a both-* run two clients program the same registers.)
+    if [[ $name != value-* && $name != both-* ]] && ! grep -q ' 0 mismatches$' "$d/verify"; then
         why+=("register files after the run: $(head -3 "$d/verify" | tr '\n' ' ')")
     fi
     [[ -s $d/trace ]] || why+=("no request reached the daemon")
@@ -369,22 +536,34 @@ judge() {
     elif [[ $name == perfctr-* ]]; then
         why+=("the measured program did not run")
     fi
-    local gap
-    gap=$(known_gap "$cpu" "$name")
+    if [[ $name == both-* ]]; then
+        summary="LIKWID $(cat "$d/versions") at the same time: every counter measured"
+        [[ -e $d/met ]] || why+=("the two clients' measured programs never ran at the same time")
+    fi
+    if [[ -n $only_dashes ]]; then
+        if [[ ${#why[@]} -eq 0 && -n $excused ]]; then
+            report KNOWN "$ver" "$cpu" "$name" "$(grep -c . <<<"$excused") counters ($(head -1 <<<"$excused") ...) printed '-': $gap"
+        elif [[ ${#why[@]} -eq 0 ]]; then
+            report PASS "$ver" "$cpu" "$name" "$summary"
+        else
+            report FAIL "$ver" "$cpu" "$name" "${why[*]} (output in $d)"
+        fi
+        return
+    fi
     if [[ -n $pci && -z $gap ]]; then
         why+=("counts with PCI/MMIO units ($pci) that this daemon cannot serve yet, but tests/likwid/known-gaps.txt does not list it")
     fi
     if [[ ${#why[@]} -eq 0 && -z $gap ]]; then
-        report PASS "$cpu" "$name" "$summary"
+        report PASS "$ver" "$cpu" "$name" "$summary"
     elif [[ -n $gap ]]; then
         # A known gap may not hide an MSR error: those are table bugs.
         if [[ -n $errs ]]; then
-            report FAIL "$cpu" "$name" "known gap ($gap) but ${why[*]}"
+            report FAIL "$ver" "$cpu" "$name" "known gap ($gap) but ${why[*]}"
         else
-            report KNOWN "$cpu" "$name" "$gap"
+            report KNOWN "$ver" "$cpu" "$name" "$gap"
         fi
     else
-        report FAIL "$cpu" "$name" "${why[*]} (output in $d)"
+        report FAIL "$ver" "$cpu" "$name" "${why[*]} (output in $d)"
     fi
 }
 
@@ -394,94 +573,155 @@ row_value() {
         { l = $2; gsub(/^ +| +$/, "", l) } l == label { v = $col; gsub(/ /, "", v); print v; exit }' "$1"
 }
 
-check_close() {   # CPU NAME WHAT GOT WANT TOLERANCE
+check_close() {   # VERSION CPU NAME WHAT GOT WANT TOLERANCE
     if python3 -c "import sys; g, w, t = sys.argv[1:4]; sys.exit(0 if abs(float(g) - float(w)) <= float(t) else 1)" \
-        "$4" "$5" "$6" 2>/dev/null; then
-        report PASS "$1" "$2" "$3 printed $4, expected $5"
+        "$5" "$6" "$7" 2>/dev/null; then
+        report PASS "$1" "$2" "$3" "$4 printed $5, expected $6"
     else
-        report FAIL "$1" "$2" "$3 printed '${4}', expected $5 (±$6)"
+        report FAIL "$1" "$2" "$3" "$4 printed '${5}', expected $6 (±$7)"
         keep=1
     fi
 }
 
+# A 2-socket topology file from the host's with 2 hardware threads: thread N alone on socket N
+# (core 0 there, its own caches) and in NUMA node N (LIKWID's affinity domains need both).
+two_sockets() {
+    awk '
+        /^cpuid_topology numSockets = / { print "cpuid_topology numSockets = 2"; next }
+        # LIKWID 5.5.1 makes numDies / numSockets die domains per socket (src/affinity.c).
+        /^cpuid_topology numDies = / { print "cpuid_topology numDies = 2"; next }
+        /^cpuid_topology numCoresPerSocket = / { print "cpuid_topology numCoresPerSocket = 1"; next }
+        /^cpuid_topology numThreadsPerCore = / { print "cpuid_topology numThreadsPerCore = 1"; next }
+        /^cpuid_topology threadPool [0-9]+ coreId = / { sub(/= .*/, "= 0"); print; next }
+        /^cpuid_topology threadPool [0-9]+ packageId = / { n = $3; sub(/= .*/, "= " n); print; next }
+        /^cpuid_topology cacheLevels [0-9]+ threads = / { sub(/= .*/, "= 1"); print; next }
+        /^numa_info nodes 1 totalMemory = / { total = $NF }
+        /^numa_info nodes 1 freeMemory = / { free = $NF }
+        /^numa_info / { next }
+        { print }
+        END {
+            print "numa_info numberOfNodes = 2"
+            for (n = 1; n <= 2; n++) {
+                p = "numa_info nodes " n
+                print p " id = " n - 1
+                print p " numberOfProcessors = 1"
+                print p " processors 1 = " n - 1
+                print p " totalMemory = " int(total / 2)
+                print p " freeMemory = " int(free / 2)
+                print p " numberOfDistances = 2"
+                print p " distances 0 = " (n == 1 ? 10 : 20)
+                print p " distances 1 = " (n == 2 ? 10 : 20)
+            }
+        }'
+}
+
 started=$(date +%s)
-# Prepare every CPU, run two namespaces at a time (most of a run is waiting), judge in order.
+# Prepare every (version, CPU), run two namespaces at a time (most of a run is waiting), judge
+# in order.
 ready=()
-for cpu in "${cpus[@]}"; do
-    w=$work/$cpu
-    mkdir -p "$w/wrap" "$w/runs"
-    if ! env_line=$(cpu_env "$cpu"); then
-        report FAIL "$cpu" "setup" "unknown CPU (known: $(cpu_table | awk '!/^#/ { printf "%s ", $1 }'))"
+for ver in "${run_versions[@]}"; do
+    prefix=${prefix_of[$ver]}
+    if [[ ${#cpus[@]} -gt 0 ]]; then
+        ver_cpus=("${cpus[@]}")
+    else
+        read -ra ver_cpus <<<"$(likwid_table | awk -v v="$ver" '$1 == v { $1 = $2 = ""; print }')"
+    fi
+    "$prefix/bin/likwid-genTopoCfg" -o "$work/host-topo-$ver.cfg" >/dev/null 2>&1
+    if [[ ! -s $work/host-topo-$ver.cfg ]]; then
+        report FAIL "$ver" "-" "setup" "likwid-genTopoCfg wrote no topology file"
         continue
     fi
-    ready+=("$cpu")
-    set -f   # the words hold regular expressions
-    # shellcheck disable=SC2086
-    for word in $env_line "energy_delta=$energy_delta" "core_delta=$core_delta"; do
-        printf '%s=%q\n' "${word%%=*}" "${word#*=}"
-    done >"$w/cpu.env"
-    set +f
-    # shellcheck source=/dev/null
-    source "$w/cpu.env"
-    if ! "$rel/likwid-access" sim "$w/m" --cpu "$cpu" --cpus 2 >/dev/null; then
-        report FAIL "$cpu" "setup" "likwid-access sim --cpu $cpu failed"
-        unset 'ready[-1]'
-        continue
-    fi
-    family=$(awk -F: '/^cpu family/ { print $2 + 0; exit }' "$w/m/proc/cpuinfo")
-    model=$(awk -F: '/^model[ \t]*:/ { print $2 + 0; exit }' "$w/m/proc/cpuinfo")
-    printf 'family=%s\nmodel=%s\n' "$family" "$model" >>"$w/cpu.env"
-    sed -e "s/^cpuid_info family = .*/cpuid_info family = $family/" \
-        -e "s/^cpuid_info model = .*/cpuid_info model = $model/" \
-        -e "s/^cpuid_info stepping = .*/cpuid_info stepping = $stepping/" \
-        -e "s/^cpuid_info isIntel = .*/cpuid_info isIntel = $intel/" \
-        -e "s/^cpuid_info perf_version = .*/cpuid_info perf_version = $perf_version/" \
-        -e "s/^cpuid_info perf_num_ctr = .*/cpuid_info perf_num_ctr = $perf_num_ctr/" \
-        -e "s/^cpuid_info perf_num_fixed_ctr = .*/cpuid_info perf_num_fixed_ctr = $perf_num_fixed/" \
-        -e "s/^cpuid_info perf_width_ctr = .*/cpuid_info perf_width_ctr = $perf_width/" \
-        -e "s/^cpuid_info osname = .*/cpuid_info osname = likwid-access simulated $cpu/" \
-        "$work/host-topo.cfg" >"$w/likwid_topo.cfg"
-    # LIKWID starts its daemon with an empty environment (facts §2): the wrapper adds ours.
-    {
-        echo '#!/bin/sh'
-        echo "LIKWID_ACCESS_TRACE='$w/trace.cur' exec '$rel/likwid-accessD' \"\$@\""
-    } >"$w/wrap/likwid-accessD"
-    chmod 0755 "$w/wrap/likwid-accessD"
+    for cpu in "${ver_cpus[@]}"; do
+        w=$work/$ver/$cpu
+        if ! env_line=$(cpu_env "$ver" "$cpu"); then
+            if cpu_table | awk -v n="$cpu" '$1 == n { f = 1 } END { exit !f }'; then
+                echo "note: LIKWID $ver is not run on $cpu (tests/likwid/cpus.txt)"
+            else
+                report FAIL "$ver" "$cpu" "setup" "unknown CPU (known: $(cpu_table | awk '{ printf "%s ", $1 }'))"
+            fi
+            continue
+        fi
+        mkdir -p "$w/wrap" "$w/runs"
+        # Where both versions know this 2-socket CPU, the newer one's namespace also runs the
+        # older one at the same time (one daemon each, numbered per client).
+        both=""
+        if [[ $ver != 5.2.2 && -n ${prefix_of[5.2.2]:-} ]] && cpu_env 5.2.2 "$cpu" >/dev/null &&
+            grep -q 'sockets=2 ' <<<"$env_line"; then
+            both=${prefix_of[5.2.2]}
+        fi
+        ready+=("$ver/$cpu")
+        set -f   # the words hold regular expressions
+        # shellcheck disable=SC2086
+        for word in $env_line "energy_delta=$energy_delta" "core_delta=$core_delta" \
+            "uncore_delta0=$uncore_delta0" "uncore_delta1=$uncore_delta1" "likwid_version=$ver" \
+            "likwid_prefix=$prefix" "groups_root=$prefix/share/likwid/perfgroups" "both_prefix=$both"; do
+            printf '%s=%q\n' "${word%%=*}" "${word#*=}"
+        done >"$w/cpu.env"
+        set +f
+        # shellcheck source=/dev/null
+        source "$w/cpu.env"
+        if ! "$rel/likwid-access" sim "$w/m" --cpu "$cpu" --cpus 2 --sockets "$sockets" >/dev/null; then
+            report FAIL "$ver" "$cpu" "setup" "likwid-access sim --cpu $cpu --sockets $sockets failed"
+            unset 'ready[-1]'
+            continue
+        fi
+        family=$(awk -F: '/^cpu family/ { print $2 + 0; exit }' "$w/m/proc/cpuinfo")
+        model=$(awk -F: '/^model[ \t]*:/ { print $2 + 0; exit }' "$w/m/proc/cpuinfo")
+        printf 'family=%s\nmodel=%s\n' "$family" "$model" >>"$w/cpu.env"
+        sed -e "s/^cpuid_info family = .*/cpuid_info family = $family/" \
+            -e "s/^cpuid_info model = .*/cpuid_info model = $model/" \
+            -e "s/^cpuid_info stepping = .*/cpuid_info stepping = $stepping/" \
+            -e "s/^cpuid_info isIntel = .*/cpuid_info isIntel = $intel/" \
+            -e "s/^cpuid_info perf_version = .*/cpuid_info perf_version = $perf_version/" \
+            -e "s/^cpuid_info perf_num_ctr = .*/cpuid_info perf_num_ctr = $perf_num_ctr/" \
+            -e "s/^cpuid_info perf_num_fixed_ctr = .*/cpuid_info perf_num_fixed_ctr = $perf_num_fixed/" \
+            -e "s/^cpuid_info perf_width_ctr = .*/cpuid_info perf_width_ctr = $perf_width/" \
+            -e "s/^cpuid_info osname = .*/cpuid_info osname = likwid-access simulated $cpu/" \
+            "$work/host-topo-$ver.cfg" | if [[ $sockets == 2 ]]; then two_sockets; else cat; fi >"$w/likwid_topo.cfg"
+        # LIKWID starts its daemon with an empty environment (facts §2): the wrapper adds ours.
+        {
+            echo '#!/bin/sh'
+            echo "LIKWID_ACCESS_TRACE='$w/trace.cur' exec '$rel/likwid-accessD' \"\$@\""
+        } >"$w/wrap/likwid-accessD"
+        chmod 0755 "$w/wrap/likwid-accessD"
+    done
 done
 jobs_running=0
-for cpu in "${ready[@]}"; do
+for vc in "${ready[@]}"; do
     if [[ $jobs_running -ge 2 ]]; then wait -n; jobs_running=$((jobs_running - 1)); fi
-    unshare -m --propagation private "$0" --inner "$cpu" "$work/$cpu" "$etc_mode" "$only_groups" \
-        >"$work/$cpu/inner.log" 2>&1 &
+    unshare -m --propagation private "$0" --inner "${vc#*/}" "$work/$vc" "$etc_mode" "$only_groups" \
+        >"$work/$vc/inner.log" 2>&1 &
     jobs_running=$((jobs_running + 1))
 done
 wait
-for cpu in "${ready[@]}"; do
-    w=$work/$cpu
+for vc in "${ready[@]}"; do
+    ver=${vc%%/*} cpu=${vc#*/}
+    w=$work/$vc
     # shellcheck source=/dev/null
     source "$w/cpu.env"
     if [[ ! -s $w/groups ]]; then
-        report FAIL "$cpu" "likwid-perfctr -a" "listed no groups: $(head -3 "$w/groups.list" 2>/dev/null | tr '\n' ' ')"
+        report FAIL "$ver" "$cpu" "likwid-perfctr -a" "listed no groups: $(head -3 "$w/groups.list" 2>/dev/null | tr '\n' ' ')"
         keep=1
         continue
     fi
 
     for d in "$w"/runs/*/; do
         name=$(basename "$d")
-        judge "$cpu" "$name"
+        judge "$ver" "$cpu" "$name"
         if [[ $record == 1 && $name == perfctr-* ]]; then
             mkdir -p "$here/traces/$cpu"
+            suffix=""
+            [[ $ver == 5.2.2 ]] || suffix="@$ver"
             {
-                echo "# $cpu ${name#perfctr-}: likwid-perfctr -M 1 -C 0-1 -g ${name#perfctr-}" \
-                    "(LIKWID $(likwid-perfctr -v | awk '/Version/ { print $4; exit }'))"
+                echo "# $cpu ${name#perfctr-}: likwid-perfctr -M 1 -C 0-1 -g ${name#perfctr-} (LIKWID $ver)"
                 echo "# op cpu device reg data code; unique accesses (reads: data not kept)"
                 python3 "$here/regstore.py" dedupe "$d/trace"
-            } >"$here/traces/$cpu/${name#perfctr-}.trace"
+            } >"$here/traces/$cpu/${name#perfctr-}$suffix.trace"
         fi
     done
 
     if [[ -z $only_groups && -n $energy_metric ]]; then
-        # Item 2: the values LIKWID printed are the ones the measured program added.
+        # The values LIKWID printed are the ones the measured program added.
         unit_bits=$(( (rapl_unit >> 8) & 0x1F ))
         if [[ $energy_scale == uj ]]; then
             unit_j=$(python3 -c "print(2**$unit_bits / 1e6)")
@@ -491,12 +731,22 @@ for cpu in "${ready[@]}"; do
         want_j=$(python3 -c "print($energy_delta * $unit_j)")
         tol=$(python3 -c "print(1e-4 + $unit_j)")
         got=$(row_value "$w/runs/value-perfctr/out" "${energy_metric//_/ }" 3)
-        check_close "$cpu" "value-perfctr-energy" "${energy_metric//_/ }" "${got:-none}" "$want_j" "$tol"
+        check_close "$ver" "$cpu" "value-perfctr-energy" "${energy_metric//_/ }" "${got:-none}" "$want_j" "$tol"
         got=$(row_value "$w/runs/value-perfctr/out" "$core_event" 4)
-        check_close "$cpu" "value-perfctr-$core_event" "$core_event" "${got:-none}" "$core_delta" 0.5
+        check_close "$ver" "$cpu" "value-perfctr-$core_event" "$core_event" "${got:-none}" "$core_delta" 0.5
         got=$(awk '/^Domain PKG:/ { pkg = 1 } pkg && /^Energy consumed:/ { print $3; exit }' \
             "$w/runs/value-powermeter/out")
-        check_close "$cpu" "value-powermeter" "Energy consumed" "${got:-none}" "$want_j" "$tol"
+        check_close "$ver" "$cpu" "value-powermeter" "Energy consumed" "${got:-none}" "$want_j" "$tol"
+    fi
+    if [[ -z $only_groups && -n $uncore ]]; then
+        # One uncore counter per socket, advanced in the simulated device while LIKWID measured
+        # (columns: HWThread 0 on socket 0, HWThread 1 on socket 1).
+        IFS=: read -r kind event counter <<<"$uncore"
+        for s in 0 1; do
+            want_var=uncore_delta$s
+            got=$(row_value "$w/runs/value-uncore/out" "$event" $((4 + s)))
+            check_close "$ver" "$cpu" "value-uncore-$kind-socket$s" "$event $counter" "${got:-none}" "${!want_var}" 0.5
+        done
     fi
     if [[ -z $only_groups ]]; then
         if [[ $prefetch == 1a4 ]]; then
@@ -511,17 +761,17 @@ for cpu in "${ready[@]}"; do
                     have=$(awk '$1 == "0x1a4" { print $2 }' "$w/features.$i")
                     have=$((${have:-0}))
                     name=features-$act-$pf-file
-                    gap=$(known_gap "$cpu" "$name")
+                    gap=$(known_gap "$ver" "$cpu" "$name")
                     if [[ -n $diff_out ]]; then
-                        report FAIL "$cpu" "$name" "registers other than 0x1A4 changed: $(echo "$diff_out" | head -4 | tr '\n' ' ')"
+                        report FAIL "$ver" "$cpu" "$name" "registers other than 0x1A4 changed: $(echo "$diff_out" | head -4 | tr '\n' ' ')"
                     elif [[ $have != "$expect" && -n $gap ]] &&
                         grep -q "^write 0 0 0x1a4 $(printf %#x $expect) NOERROR" \
                             "$w/runs/features-$act-$pf/trace"; then
-                        report KNOWN "$cpu" "$name" "$gap (LIKWID's write $(printf %#x $expect) was served)"
+                        report KNOWN "$ver" "$cpu" "$name" "$gap (LIKWID's write $(printf %#x $expect) was served)"
                     elif [[ $have != "$expect" ]]; then
-                        report FAIL "$cpu" "$name" "MSR 0x1A4 is $(printf %#x $have), expected $(printf %#x $expect)"
+                        report FAIL "$ver" "$cpu" "$name" "MSR 0x1A4 is $(printf %#x $have), expected $(printf %#x $expect)"
                     else
-                        report PASS "$cpu" "$name" "MSR 0x1A4 = $(printf %#x $have)"
+                        report PASS "$ver" "$cpu" "$name" "MSR 0x1A4 = $(printf %#x $have)"
                     fi
                     # The state LIKWID left, whatever the daemon did afterwards, is the next base.
                     expect=$have
@@ -533,7 +783,16 @@ for cpu in "${ready[@]}"; do
 done
 
 if [[ $fail -gt 0 ]]; then keep=1; fi
-echo "work directory: $work$([[ $keep == 0 ]] && echo ' (removed)'); run time $(($(date +%s) - started)) s"
-# Known gaps count as skipped: the closing line CI reads is "N passed, N failed[, N skipped]".
-echo "$pass passed, $fail failed$([[ $known -gt 0 ]] && echo ", $known skipped")"
+elapsed=$(($(date +%s) - started))
+echo
+echo "LIKWID  CPU    passed failed known"
+for vc in "${ready[@]}"; do
+    key="${vc%%/*} ${vc#*/}"
+    printf '%-7s %-6s %6d %6d %5d\n' "${vc%%/*}" "${vc#*/}" "${tally[$key.p]:-0}" "${tally[$key.f]:-0}" "${tally[$key.k]:-0}"
+done
+echo "work directory: $work$([[ $keep == 0 ]] && echo ' (removed)'); run time $elapsed s"
+# Known gaps and skipped versions count as skipped: the closing line CI reads is
+# "N passed, N failed[, N skipped]".
+skipped=$((skipped + known))
+echo "$pass passed, $fail failed$([[ $skipped -gt 0 ]] && echo ", $skipped skipped")"
 [[ $fail == 0 ]]
