@@ -77,8 +77,10 @@ uninstall:
 clean:
 	$(CARGO) clean
 
-# Debian's unmodified LIKWID 5 tools on our daemon (tests/likwid/harness.sh). It needs root and
-# likwid; elsewhere it says why and exits 77, which counts as skipped here (CI=true fails instead).
+# Unmodified LIKWID 5 tools on our daemon (tests/likwid/harness.sh): Debian's 5.2.2 and LIKWID
+# 5.5.1, which the harness builds once per machine into /opt/likwid-5.5.1 from ../shared/peers
+# (skipped loudly without that directory). It needs root and likwid; elsewhere it says why and
+# exits 77, which counts as skipped here (CI=true fails instead).
 .PHONY: likwid-test
 likwid-test: build
 	tests/likwid/harness.sh || [ $$? -eq 77 ]
