@@ -113,10 +113,13 @@ for try in $(seq -s " " 30); do
     python3 "$here/regstore.py" dump /dev/cpu/1/msr >"$w/snap.1"
     m=\$(wc -l <"$w/trace.cur")
     [ "\$writes" = "\$(grep -c '^write' "$w/trace.cur")" ] && break
+    # LIKWID 5.5.1 on SPR-class CPUs freezes and unfreezes (writes) in that loop too: after a
+    # few tries take the snapshot as it is; the check then accepts any state of lines n..m.
+    [ "\$try" -ge 4 ] && break
     sleep 0.05
 done
-# LIKWID 5.5 keeps reading (freezing and unfreezing) while the program runs: when the trace
-# never stood still, the files may hold any state between lines n and m.
+# The dumps were taken while the trace grew from n to m lines: the files may hold any state
+# in between (regstore.py verify-snapshot N:M).
 echo "\$n:\$m" >"$w/snap.n"
 sleep 0.05
 EOF
