@@ -1,6 +1,8 @@
 /* One LIKWID 5 wire client, run against Debian's likwid-accessD and ours on the same register
  * files, printing per operation class what each daemon answered (see differential.sh).
  * Every class gets a fresh daemon started as LIKWID starts it and freshly zeroed files.
+ * LIKWID's daemon picks its register rules from CPUID on the host, so the registers are the
+ * host vendor's: LIKWID_TEST_VENDOR=intel or amd (differential.sh reads it off the host).
  * usage: differential LIKWID_DAEMON OUR_DAEMON   (root, in a private mount namespace) */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -25,10 +27,26 @@ typedef struct {
 
 enum { READ = 0, WRITE = 1, EXIT_ = 3, NCPU = 2 };
 static const char *codes[] = { "NOERROR", "UNKNOWN", "RESTREG", "OPENFAIL", "RWFAIL", "DAEMONBUSY", "NODEV", "LOCKED" };
-#define CTR0 0xC0010201u
-#define HWCR 0xC0010015u
-#define SYSCFG 0xC0010010u
-#define EFER 0xC0000080u
+/* A counter, a register with a write mask, one never writable, one never readable. */
+static uint32_t CTR0, MASKED, NO_WRITE, NO_READ;
+static const char *CTR0_NAME, *MASKED_NAME, *NO_WRITE_NAME, *NO_READ_NAME;
+
+static int pick_registers(const char *vendor)
+{
+    if (vendor && strcmp(vendor, "amd") == 0) {
+        CTR0 = 0xC0010201u, CTR0_NAME = "PERF_CTR0";
+        MASKED = 0xC0010015u, MASKED_NAME = "HWCR";
+        NO_WRITE = 0xC0010010u, NO_WRITE_NAME = "SYSCFG";
+    } else if (vendor && strcmp(vendor, "intel") == 0) {
+        CTR0 = 0xC1u, CTR0_NAME = "IA32_PMC0";
+        MASKED = 0x38Du, MASKED_NAME = "IA32_FIXED_CTR_CTRL";
+        NO_WRITE = 0x1A0u, NO_WRITE_NAME = "IA32_MISC_ENABLE";
+    } else {
+        return -1;
+    }
+    NO_READ = 0xC0000080u, NO_READ_NAME = "EFER";
+    return 0;
+}
 
 /* Register R of a daemon's file: LIKWID's daemon uses offset R on any file, ours 8*R. */
 static off_t offset_of(int stride, uint32_t reg) { return (off_t)reg * stride; }
@@ -134,20 +152,29 @@ static void stop(Daemon *d)
 }
 
 #define CLASSES 11
-static const char *names[CLASSES] = {
-    "legal read (PERF_CTR0, preset 0x42)", "legal write then read (PERF_CTR0 on cpu 1)",
-    "masked write then read (HWCR <- ~0, preset 0x10)", "denied write (SYSCFG <- 1)",
-    "denied read (EFER)", "unlisted register read (0x1234)", "hostile index: cpu 0xFFFFFFFF",
-    "hostile index: device -5", "hostile request: type 77", "lock held by another user at start",
-    "lock taken mid-session, then a read",
-};
+static char names[CLASSES][96];
+
+static void name_classes(void)
+{
+    snprintf(names[0], sizeof names[0], "legal read (%s, preset 0x42)", CTR0_NAME);
+    snprintf(names[1], sizeof names[1], "legal write then read (%s on cpu 1)", CTR0_NAME);
+    snprintf(names[2], sizeof names[2], "masked write then read (%s <- ~0, preset 0x10)", MASKED_NAME);
+    snprintf(names[3], sizeof names[3], "denied write (%s <- 1)", NO_WRITE_NAME);
+    snprintf(names[4], sizeof names[4], "denied read (%s)", NO_READ_NAME);
+    snprintf(names[5], sizeof names[5], "unlisted register read (0x1234)");
+    snprintf(names[6], sizeof names[6], "hostile index: cpu 0xFFFFFFFF");
+    snprintf(names[7], sizeof names[7], "hostile index: device -5");
+    snprintf(names[8], sizeof names[8], "hostile request: type 77");
+    snprintf(names[9], sizeof names[9], "lock held by another user at start");
+    snprintf(names[10], sizeof names[10], "lock taken mid-session, then a read");
+}
 
 static void run_class(int k, const char *path, int stride, char *out, size_t len)
 {
     reset_files();
     set_lock(k == 9);
     put(0, stride, CTR0, 0x42);
-    put(0, stride, HWCR, 0x10);
+    put(0, stride, MASKED, 0x10);
     Daemon d = start(path);
     char a[96] = "", b[96] = "";
     switch (k) {
@@ -158,12 +185,12 @@ static void run_class(int k, const char *path, int stride, char *out, size_t len
         snprintf(out, len, "%s; %s", a, b);
         break;
     case 2:
-        ask(&d, (Rec){ 0, HWCR, ~UINT64_C(0), 0, WRITE, 0 }, a, sizeof a, NULL);
-        ask(&d, (Rec){ 0, HWCR, 0, 0, READ, 0 }, b, sizeof b, NULL);
+        ask(&d, (Rec){ 0, MASKED, ~UINT64_C(0), 0, WRITE, 0 }, a, sizeof a, NULL);
+        ask(&d, (Rec){ 0, MASKED, 0, 0, READ, 0 }, b, sizeof b, NULL);
         snprintf(out, len, "%s; %s", a, b);
         break;
-    case 3: ask(&d, (Rec){ 0, SYSCFG, 1, 0, WRITE, 0 }, out, len, NULL); break;
-    case 4: ask(&d, (Rec){ 0, EFER, 0, 0, READ, 0 }, out, len, NULL); break;
+    case 3: ask(&d, (Rec){ 0, NO_WRITE, 1, 0, WRITE, 0 }, out, len, NULL); break;
+    case 4: ask(&d, (Rec){ 0, NO_READ, 0, 0, READ, 0 }, out, len, NULL); break;
     case 5: ask(&d, (Rec){ 0, 0x1234, 0, 0, READ, 0 }, out, len, NULL); break;
     case 6: ask(&d, (Rec){ 0xFFFFFFFFu, CTR0, 0, 0, READ, 0 }, out, len, NULL); break;
     case 7: ask(&d, (Rec){ 0, CTR0, 0, -5, READ, 0 }, out, len, NULL); break;
@@ -189,6 +216,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s LIKWID_DAEMON OUR_DAEMON\n", argv[0]);
         return 2;
     }
+    if (pick_registers(getenv("LIKWID_TEST_VENDOR")) != 0) {
+        fprintf(stderr, "%s: set LIKWID_TEST_VENDOR to intel or amd (the host's CPU vendor)\n", argv[0]);
+        return 2;
+    }
+    name_classes();
     alarm(120);
     signal(SIGPIPE, SIG_IGN);
     int disagree = 0;

@@ -4,13 +4,15 @@
  * detects it and speaks plain LIKWID 5, batches fall back to single records) or ours. Run by
  * on_likwid.sh in a private mount namespace on register-store files as /dev/cpu/N/msr;
  * LIKWID_TEST_STRIDE is the daemon's file layout (1: offset R, LIKWID's; 8: offset 8*R, ours),
- * so registers used here are at least 8 apart.
+ * so registers used here are at least 8 apart. LIKWID's daemon picks its register rules from
+ * CPUID on the host, so the counters are the host vendor's (LIKWID_TEST_VENDOR=intel or amd).
  */
 #include "check.h"
 #include <pthread.h>
 
-#define CTR0 0xC0010201u
-#define CTR4 0xC0010231u /* L3 counter 0: 48 registers from CTR0 */
+/* Two 48-bit counters at least 8 registers apart. AMD: PERF_CTR0 and L3 counter 0 (48
+ * registers on); Intel: IA32_PMC0 and IA32_FIXED_CTR0. */
+static uint32_t CTR0 = 0xC0010201u, CTR4 = 0xC0010231u;
 static int stride = 8;
 
 static uint64_t in_file(uint32_t cpu, uint32_t reg)
@@ -45,6 +47,11 @@ int main(void)
     guard_alarm(60);
     const char *s = getenv("LIKWID_TEST_STRIDE");
     stride = s ? atoi(s) : 8;
+    const char *vendor = getenv("LIKWID_TEST_VENDOR");
+    if (vendor && strcmp(vendor, "intel") == 0) {
+        CTR0 = 0xC1u;
+        CTR4 = 0x309u;
+    }
     CHECK(start_session(2) == 0, "session");
     printf("daemon pid %d\n", HPMdaemonPid());
     for (uint32_t c = 0; c < 2; c++) {

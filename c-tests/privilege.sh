@@ -100,6 +100,27 @@ unshare -m --propagation private bash -euc '
         || { cat "$inst/impostor.log"; bad "impostor socket"; }
     pkill -u "$u2" -f "s.bind" 2>/dev/null || true
 
+    # Caller-chosen text in the log (an argument, LIKWID_ACCESS_ROOT) cannot forge a record, and
+    # the caller'"'"'s TZ does not date the records (UTC). Etc/GMT-14 is 14 hours ahead.
+    hours="$(date -u "+%b %e %H")"
+    env TZ=Etc/GMT-14 $as_t1 "$inst/suid/likwid-accessD" "--x
+likwid-accessD[1]: forged by argument" 2>/dev/null || true
+    env TZ=Etc/GMT-14 LIKWID_ACCESS_ROOT="/x
+likwid-accessD[1]: forged by environment" $as_t1 "$inst/suid/likwid-accessD" & dpid=$!
+    for _ in $(seq 200); do [ -S /tmp/likwid-$dpid ] && break; sleep 0.01; done
+    kill $dpid 2>/dev/null || true; wait $dpid 2>/dev/null || true
+    hours="$hours|$(date -u "+%b %e %H")"
+    sleep 0.2
+    grep -q "^likwid-accessD\[1\]: forged" "$inst/syslog" && bad "syslog: a newline in caller text forged a record" \
+        || ok "syslog: caller text cannot start a record of its own"
+    grep -qF "unknown argument \`--x\\u{a}likwid-accessD[1]: forged by argument\`" "$inst/syslog" \
+        && grep -qF "ignoring LIKWID_ACCESS_ROOT=/x\\u{a}likwid-accessD[1]: forged by environment under secure-exec" "$inst/syslog" \
+        && ok "syslog: caller text is logged escaped" || bad "syslog: escaped caller text missing"
+    stamps=$(grep -E "^<[0-9]+>.*forged by" "$inst/syslog" | sed -E "s/^<[0-9]+>(.{12}).*/\1/" | cut -c1-9 | sort -u)
+    bad_stamps=$(echo "$stamps" | grep -vxE "$hours" || true)
+    [ -n "$stamps" ] && [ -z "$bad_stamps" ] && ok "syslog: records dated in UTC whatever the caller'"'"'s TZ ($hours)" \
+        || bad "syslog: record times '"'"'$stamps'"'"' are not the UTC hour ($hours)"
+
     sleep 0.2; kill $sink_pid
     for pattern in "ignoring LIKWID_ACCESS_ROOT=.* under secure-exec" "ignoring LIKWID_ACCESS_DEBUG under secure-exec" \
                    "denied write: uid=$u1 pid=[0-9]+ cpu=0 device=0 reg=0xc0010010" \

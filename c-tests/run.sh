@@ -105,8 +105,9 @@ done
 # Script tests (root, private mount namespaces): the daemon as LIKWID starts it, spoken to by a
 # LIKWID 5 client written from the protocol facts (wire_compat); setuid and setcap copies used
 # by unprivileged users (privilege); our library on Debian's likwid-accessD (on_likwid); the
-# same wire requests answered by both daemons (differential).
-SCRIPT_TESTS=(wire_compat privilege on_likwid differential)
+# same wire requests answered by both daemons (differential); the daemon's log channel recording,
+# full and absent while test_rlimits and test_denied run (faults).
+SCRIPT_TESTS=(wire_compat privilege on_likwid differential faults)
 selected=()
 if [[ $# -gt 0 ]]; then
     for want in "$@"; do
@@ -168,6 +169,11 @@ for name in "${selected[@]}"; do
             wire_compat)
                 "$CC" "${CFLAGS[@]}" -o "$BUILD/raw_likwid_client" c-tests/raw_likwid_client.c >"$log" 2>&1 &&
                     timeout -k 10 "$TIMEOUT" c-tests/compat.sh "$BUILD/raw_likwid_client" "$DAEMON" >>"$log" 2>&1 </dev/null || rc=$?
+                ;;
+            faults)
+                "$CC" "${CFLAGS[@]}" -o "$BUILD/test_rlimits" c-tests/test_rlimits.c "${LDFLAGS[@]}" >"$log" 2>&1 &&
+                    "$CC" "${CFLAGS[@]}" -o "$BUILD/test_denied" c-tests/test_denied.c "${LDFLAGS[@]}" >>"$log" 2>&1 &&
+                    timeout -k 10 "$TIMEOUT" c-tests/faults.sh "$BUILD" "$DAEMON" "$TOOL" >>"$log" 2>&1 </dev/null || rc=$?
                 ;;
             privilege) timeout -k 10 "$TIMEOUT" c-tests/privilege.sh >"$log" 2>&1 </dev/null || rc=$? ;;
             on_likwid)

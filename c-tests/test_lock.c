@@ -8,8 +8,12 @@
  *   3. lock (owned by 65534) created mid-session -> within 1.5 s an
  *      HPMread returns -ENOLCK (writes too, and they change nothing)
  *   4. lock removed -> works again within 1.5 s
+ *   5. the daemon's RLIMIT_NOFILE lowered to 0 (its caller can do that to a dropped setuid
+ *      daemon with prlimit), then the lock taken -> still -ENOLCK within 1.5 s: the check
+ *      needs no descriptor, and a check that fails counts as locked
  */
 #include "check.h"
+#include <sys/resource.h>
 
 #define OTHER_UID 65534
 #define POLL_LIMIT_MS 1500.0
@@ -150,6 +154,21 @@ int main(void)
         CHECK_RC(HPMread(0, MSR_DEV, REG_PERF_CTR(0), &v), 0, "read after unlock");
         CHECK_U64(v, 0x333, "read after unlock");
         CHECK_FILE(0, REG_PERF_CTR(0), 0x333, "after unlock");
+    }
+
+    /* 5. no descriptors left to the daemon */
+    pid_t daemon = HPMdaemonPid();
+    struct rlimit none = { 0, 0 };
+    CHECK(daemon > 0 && prlimit(daemon, RLIMIT_NOFILE, &none, NULL) == 0, "prlimit(%d, RLIMIT_NOFILE, 0): %s",
+          (int)daemon, strerror(errno));
+    CHECK_RC(HPMwrite(0, MSR_DEV, REG_PERF_CTR(0), 0x444), 0, "write with RLIMIT_NOFILE 0, unlocked");
+    if (make_lock(OTHER_UID) == 0) {
+        t = poll_read_until(-ENOLCK, &last);
+        CHECK(t >= 0.0, "with RLIMIT_NOFILE 0 no HPMread returned -ENOLCK within %.0f ms (last: %s)",
+              POLL_LIMIT_MS, rc_name(last));
+        CHECK_RC(HPMwrite(0, MSR_DEV, REG_PERF_CTR(0), 0x555), -ENOLCK, "write while locked, RLIMIT_NOFILE 0");
+        CHECK_FILE(0, REG_PERF_CTR(0), 0x444, "a locked write with RLIMIT_NOFILE 0 must change nothing");
+        unlink(lockpath);
     }
 
     HPMfinalize();

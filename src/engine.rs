@@ -1,10 +1,12 @@
 //! The one request path: lock, bounds, policy, device. The daemon and the library's direct
 //! mode both execute every access here, so each rule is enforced in exactly one place.
 
+use crate::device::discovery::Discovery;
 use crate::device::pci::{PciConfig, PciDevices};
 use crate::device::{MsrDevices, RegisterDevice};
 use crate::error::{AccessError, StartError};
-use crate::lock::LockWatch;
+use crate::lock::{Held, LockWatch};
+use crate::policy::discovery::{self, FakeReg, RegisterRule, Space, Width};
 use crate::policy::pci::{Generation, Numbering, PciRule};
 use crate::policy::{apply_mask, parse_cpuinfo, sockets_of, CpuModel, Policy, WriteRule};
 use crate::root::Root;
@@ -31,6 +33,8 @@ pub struct Machine {
     generation: Option<&'static Generation>,
     /// (hardware thread, socket) of every CPU, from `/proc/cpuinfo`.
     sockets: Vec<(u32, u32)>,
+    /// Uncore units found through Intel's discovery tables (Sapphire Rapids and later).
+    discovery: Option<Discovery>,
 }
 
 /// A machine serving one client: its `PciDeviceIndex` numbering names the uncore devices.
@@ -56,7 +60,7 @@ impl RegisterDevice for PciRegister<'_> {
 }
 
 /// A PCI register rule as a write decision: mask 0 read-only, all bits of its width a plain write.
-fn pci_write_rule(rule: &PciRule) -> WriteRule {
+pub(crate) fn pci_write_rule(rule: &PciRule) -> WriteRule {
     let all = if rule.width == 8 { u64::MAX } else { u64::from(u32::MAX) };
     match rule.write_mask {
         0 => WriteRule::Unchanged,
@@ -95,9 +99,10 @@ pub fn policy_for(root: &Root) -> Result<Policy, StartError> {
     Ok(if site.read_only { policy.read_only() } else { policy })
 }
 
-/// Stores `value` under `rule`: a masked merge, an unchanged-only check, or a refusal.
-fn store(dev: &dyn RegisterDevice, rule: WriteRule, reg: u32, value: u64) -> Result<(), AccessError> {
-    let denied = AccessError::Denied { reg, write: true };
+/// Stores `value` at `reg` of `dev` under `rule`: a masked merge, an unchanged-only check, or
+/// a refusal (reported for `asked`, the register the client named).
+fn store(dev: &dyn RegisterDevice, rule: WriteRule, reg: u32, asked: u32, value: u64) -> Result<(), AccessError> {
+    let denied = AccessError::Denied { reg: asked, write: true };
     match rule {
         WriteRule::Denied => Err(denied),
         WriteRule::Unchanged => match dev.read(reg).map_err(io_error)? {
@@ -114,9 +119,11 @@ fn store(dev: &dyn RegisterDevice, rule: WriteRule, reg: u32, value: u64) -> Res
     }
 }
 
-/// A resolved register: the device that holds it and what the policy allows on it.
+/// A resolved register: the device that holds it, its address there, and what the policy
+/// allows on it.
 struct Target<'a> {
     device: Device<'a>,
+    addr: u32,
     readable: bool,
     write: WriteRule,
 }
@@ -124,6 +131,10 @@ struct Target<'a> {
 enum Device<'a> {
     Msr(&'a crate::device::MsrFile),
     Pci(PciRegister<'a>),
+    /// 64 bits as two 32-bit accesses, low half first.
+    Split(&'a PciConfig),
+    /// A register the policy refuses: never touched (read and write are denied before).
+    Refused,
 }
 
 impl RegisterDevice for Device<'_> {
@@ -131,6 +142,8 @@ impl RegisterDevice for Device<'_> {
         match self {
             Device::Msr(file) => file.read(reg),
             Device::Pci(register) => register.read(reg),
+            Device::Split(config) => Ok(config.read(reg, 4)? | config.read(reg + 4, 4)? << 32),
+            Device::Refused => Err(std::io::Error::from_raw_os_error(libc::EPERM)),
         }
     }
 
@@ -138,7 +151,21 @@ impl RegisterDevice for Device<'_> {
         match self {
             Device::Msr(file) => file.write(reg, value),
             Device::Pci(register) => register.write(reg, value),
+            Device::Split(config) => {
+                config.write(reg, 4, value & 0xFFFF_FFFF)?;
+                config.write(reg + 4, 4, value >> 32)
+            }
+            Device::Refused => Err(std::io::Error::from_raw_os_error(libc::EPERM)),
         }
+    }
+}
+
+/// A discovery register rule as a write decision.
+fn discovery_write_rule(rule: Option<RegisterRule>) -> WriteRule {
+    match rule.and_then(|r| r.write_mask) {
+        None => WriteRule::Denied,
+        Some(0) => WriteRule::Unchanged,
+        Some(mask) => WriteRule::Masked(mask),
     }
 }
 
@@ -146,23 +173,35 @@ impl Machine {
     /// Checks the lock, picks the policy and opens every CPU's device and every uncore
     /// device, in LIKWID's order.
     pub fn open(root: &Root, real_uid: u32) -> Result<Machine, StartError> {
-        let mut lock = LockWatch::new(root.lock_file(), real_uid);
-        if lock.locked() {
-            return Err(StartError::new(
-                libc::ENOLCK,
-                format!(
-                    "{} is held by another user: ask the owner or the batch system to release it",
-                    lock.path().display()
-                ),
-            ));
+        let path = root.lock_file();
+        match crate::lock::holder(&path, real_uid) {
+            None => {}
+            Some(Held::ByOwner(uid)) => {
+                return Err(StartError::new(
+                    libc::ENOLCK,
+                    format!("{} is held by uid {uid}: ask the owner or the batch system to release it", path.display()),
+                ))
+            }
+            Some(Held::Unknown(e)) => {
+                return Err(StartError::new(
+                    libc::ENOLCK,
+                    format!("cannot check the lock file {} ({e}), so access stays locked", path.display()),
+                ))
+            }
         }
+        let lock = LockWatch::new(path, real_uid);
         let policy = policy_for(root)?;
         let msrs = MsrDevices::open_all(root)?;
         let generation = cpu_model(root).ok().and_then(|m| Generation::for_model(m.name));
         let pci = PciDevices::open_all(root, generation);
         let cpuinfo = std::fs::read_to_string(root.cpuinfo()).unwrap_or_default();
         let sockets = sockets_of(&cpuinfo, &msrs.cpu_ids());
-        Ok(Machine { policy, msrs, lock, pci, generation, sockets })
+        // Units must not contain registers the CPU's table or the ceiling speak about: a
+        // discovered unit is served under its own masks, never as a way around the MSR table.
+        let builtin = builtin_policy(root).ok();
+        let forbidden = |reg: u32| policy.lists(reg) || builtin.as_ref().is_some_and(|p| p.lists(reg));
+        let discovery = cpu_model(root).ok().and_then(|m| Discovery::open(root, m.name, &sockets, &forbidden));
+        Ok(Machine { policy, msrs, lock, pci, generation, sockets, discovery })
     }
 
     pub fn policy(&self) -> &Policy {
@@ -195,6 +234,80 @@ impl Engine {
         self.machine.pci.list()
     }
 
+    /// Discovered uncore units per socket (empty without discovery tables).
+    pub fn discovered_units(&self) -> Vec<(u32, usize)> {
+        self.machine.discovery.iter().flat_map(|d| d.sockets.iter().map(|(s, u)| (*s, u.table.units.len()))).collect()
+    }
+
+    /// The first hardware thread of `socket`: where its MSR units are reached.
+    fn first_cpu(&self, socket: u32) -> Option<&crate::device::MsrFile> {
+        let cpu = self.machine.sockets.iter().filter(|(_, s)| *s == socket).map(|(c, _)| *c).min()?;
+        self.machine.msrs.get(cpu)
+    }
+
+    /// Register `reg` (a FAKE_UNC_* value) of discovered unit `device` on `socket`. NODEV for a
+    /// unit this socket's table does not have; a refused target for any register the unit does
+    /// not have or the allow table does not list.
+    fn discovery_target<'a>(
+        &'a self,
+        d: &'a Discovery,
+        socket: u32,
+        device: i32,
+        reg: u32,
+    ) -> Result<Target<'a>, AccessError> {
+        let refused = Target { device: Device::Refused, addr: reg, readable: false, write: WriteRule::Denied };
+        let units = d.sockets.get(&socket).ok_or(AccessError::NoDevice)?;
+        // LIKWID 5.2 knows no CPU with discovery tables: whoever addresses their units speaks
+        // 5.3.0's or 5.4+'s numbering, and 5.4+ when nothing better says which.
+        let numbering = match self.numbering {
+            Numbering::Likwid52 => Numbering::Likwid54,
+            n => n,
+        };
+        let fake = FakeReg::decode(reg, numbering);
+        let is_global = matches!(fake, Some(FakeReg::GlobalCtrl | FakeReg::GlobalStatus(_)));
+        if is_global && numbering.name(device) == Some(discovery::GLOBAL_DEVICE) {
+            let Some(msr) = fake.and_then(|f| discovery::locate_global(&units.table.global, f)) else {
+                return Ok(refused);
+            };
+            let rule = fake.and_then(RegisterRule::of);
+            let file = self.first_cpu(socket).ok_or(AccessError::NoDevice)?;
+            return Ok(Target {
+                device: Device::Msr(file),
+                addr: msr,
+                readable: rule.is_some_and(|r| r.readable),
+                write: discovery_write_rule(rule),
+            });
+        }
+        let (kind, id) = d.map.unit_of(numbering, device).ok_or(AccessError::NoDevice)?;
+        let unit = units.table.units.get(&(kind.box_type, id)).ok_or(AccessError::NoDevice)?;
+        let Some(fake) = fake else { return Ok(refused) };
+        let (Some(location), Some(rule)) = (discovery::locate(unit, kind.layout, fake), RegisterRule::of(fake)) else {
+            return Ok(refused);
+        };
+        let device = match location.space {
+            Space::Msr => Device::Msr(self.first_cpu(socket).ok_or(AccessError::NoDevice)?),
+            space => {
+                let (config, offset) = d.window(socket, space, location.address).ok_or(AccessError::OpenFailed)?;
+                let target = match location.width {
+                    Width::Split => Device::Split(config),
+                    width => Device::Pci(PciRegister { config, width: width.bytes() }),
+                };
+                return Ok(Target {
+                    device: target,
+                    addr: offset,
+                    readable: rule.readable,
+                    write: discovery_write_rule(Some(rule)),
+                });
+            }
+        };
+        Ok(Target {
+            device,
+            addr: location.address as u32,
+            readable: rule.readable,
+            write: discovery_write_rule(Some(rule)),
+        })
+    }
+
     /// An engine for `cpu` alone, sharing this one's open device and policy: what a worker
     /// thread pinned to that CPU executes with.
     pub fn for_cpu(&self, cpu: u32) -> std::io::Result<Engine> {
@@ -206,6 +319,7 @@ impl Engine {
             pci: PciDevices::default(),
             generation: None,
             sockets: Vec::new(),
+            discovery: None,
         };
         Ok(machine.serve_as(self.numbering))
     }
@@ -237,13 +351,17 @@ impl Engine {
         if device == MSR_DEV {
             let file = self.machine.msrs.get(cpu).ok_or(AccessError::NoDevice)?;
             let (readable, write) = (self.machine.policy.may_read(reg), self.machine.policy.write_rule(reg));
-            return Ok(Target { device: Device::Msr(file), readable, write });
+            return Ok(Target { device: Device::Msr(file), addr: reg, readable, write });
+        }
+        if let Some(d) = &self.machine.discovery {
+            return self.discovery_target(d, cpu, device, reg);
         }
         let name = self.numbering.name(device).ok_or(AccessError::NoDevice)?;
         let (kind, config) = self.machine.pci.get(cpu, name).ok_or(AccessError::NoDevice)?;
         let rule = self.machine.generation.and_then(|g| g.rule(kind, reg));
         Ok(Target {
             device: Device::Pci(PciRegister { config, width: rule.map_or(4, |r| r.width) }),
+            addr: reg,
             readable: rule.is_some(),
             write: rule.map_or(WriteRule::Denied, pci_write_rule),
         })
@@ -252,7 +370,7 @@ impl Engine {
     /// Whether `device` on `cpu` (a socket for PCI devices) can be used.
     pub fn check(&mut self, cpu: u32, device: i32) -> Result<(), AccessError> {
         self.unlocked()?;
-        self.target(cpu, device, 0).map(|_| ())
+        self.target(cpu, device, discovery::FAKE_BASE).map(|_| ())
     }
 
     pub fn read(&mut self, cpu: u32, device: i32, reg: u32) -> Result<u64, AccessError> {
@@ -261,19 +379,21 @@ impl Engine {
         if !target.readable {
             return Err(AccessError::Denied { reg, write: false });
         }
-        target.device.read(reg).map_err(io_error)
+        target.device.read(target.addr).map_err(io_error)
     }
 
+    /// Stores `value` under the write rule. Restoring a session's original values takes this
+    /// path too: a register under another user's lock is not written back (that would be a
+    /// write into their measurement, timed by whoever staged the "original").
     pub fn write(&mut self, cpu: u32, device: i32, reg: u32, value: u64) -> Result<(), AccessError> {
         self.unlocked()?;
-        self.restore(cpu, device, reg, value)
+        let target = self.target(cpu, device, reg)?;
+        store(&target.device, target.write, target.addr, reg, value)
     }
 
-    /// Puts back a value a session overwrote. Ignores the lock (the registers go back to what
-    /// they were before the session, whoever holds the lock now) but not the write masks.
-    pub fn restore(&mut self, cpu: u32, device: i32, reg: u32, value: u64) -> Result<(), AccessError> {
-        let target = self.target(cpu, device, reg)?;
-        store(&target.device, target.write, reg, value)
+    /// Whether the lock is held now, read from the file whatever the recheck interval says.
+    pub fn locked_now(&mut self) -> bool {
+        self.machine.lock.locked_now()
     }
 
     pub fn execute(&mut self, cpu: u32, device: i32, reg: u32, op: Op) -> Result<u64, AccessError> {

@@ -8,6 +8,8 @@ pub mod daemon;
 pub mod device;
 pub mod engine;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod lock;
 pub mod policy;
 pub mod root;

@@ -1,18 +1,44 @@
-//! LIKWID's lock file (facts §3): sites chown `/var/run/likwid.lock` to the user whose job may
-//! measure; everybody else is locked out, root included.
+//! LIKWID's lock file `/var/run/likwid.lock` (LIKWID 5 `src/access-daemon/accessDaemon.c`,
+//! `lock_check`): sites chown it to the user whose job may measure; everybody else is locked
+//! out, root included.
 
+use nix::errno::Errno;
 use nix::time::{clock_gettime, ClockId};
-use std::os::unix::fs::MetadataExt;
+use nix::unistd::{access, AccessFlags};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// LIKWID's rule: missing or unopenable for another reason → unlocked; EACCES → locked;
-/// opened → locked unless owned by the caller's real uid.
-pub fn is_locked(path: &std::path::Path, real_uid: u32) -> bool {
-    match std::fs::File::open(path) {
-        Ok(f) => f.metadata().is_ok_and(|m| m.uid() != real_uid),
-        Err(e) => e.raw_os_error() == Some(libc::EACCES),
+/// Why the lock counts as held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Held {
+    /// The file belongs to another user (or exists and cannot be read, LIKWID's EACCES case).
+    ByOwner(u32),
+    /// Its state cannot be known (an error other than "no such file"): failing open here
+    /// would let anyone who can make the check fail (a lowered RLIMIT_NOFILE, say) write
+    /// during another user's locked measurement.
+    Unknown(Errno),
+}
+
+/// The lock state: None when this user may measure. LIKWID treats every error other than
+/// EACCES as unlocked; we fail closed instead: only "no such file" or a readable file owned
+/// by `real_uid` unlocks. Needs no file descriptor (stat and access only), so a caller who
+/// lowers the daemon's RLIMIT_NOFILE changes nothing.
+pub fn holder(path: &std::path::Path, real_uid: u32) -> Option<Held> {
+    match nix::sys::stat::stat(path) {
+        Err(Errno::ENOENT) => None,
+        Err(e) => Some(Held::Unknown(e)),
+        Ok(st) if st.st_uid != real_uid => Some(Held::ByOwner(st.st_uid)),
+        // LIKWID opens the file for reading: a file of ours we cannot read is still locked.
+        Ok(st) => match access(path, AccessFlags::R_OK) {
+            Ok(()) => None,
+            Err(Errno::EACCES) => Some(Held::ByOwner(st.st_uid)),
+            Err(e) => Some(Held::Unknown(e)),
+        },
     }
+}
+
+pub fn is_locked(path: &std::path::Path, real_uid: u32) -> bool {
+    holder(path, real_uid).is_some()
 }
 
 /// How stale a lock answer may get: a lock taken mid-session applies within this.
@@ -25,26 +51,43 @@ pub struct LockWatch {
     path: PathBuf,
     real_uid: u32,
     checked: Option<(Duration, bool)>,
+    /// The last undeterminable state logged, so a persisting failure is logged once.
+    logged: Option<Errno>,
 }
 
 impl LockWatch {
     pub fn new(path: PathBuf, real_uid: u32) -> LockWatch {
-        LockWatch { path, real_uid, checked: None }
+        LockWatch { path, real_uid, checked: None, logged: None }
     }
 
     pub fn path(&self) -> &std::path::Path {
         &self.path
     }
 
+    /// Reads the file now, whatever the clock says (start of a session, restore at its end).
+    pub fn locked_now(&mut self) -> bool {
+        let held = holder(&self.path, self.real_uid);
+        match held {
+            Some(Held::Unknown(e)) if self.logged != Some(e) => {
+                log::warn!("cannot check the lock file {} ({e}): treating it as locked", self.path.display());
+                self.logged = Some(e);
+            }
+            Some(Held::Unknown(_)) => {}
+            _ => self.logged = None,
+        }
+        held.is_some()
+    }
+
     pub fn locked(&mut self) -> bool {
         // The coarse clock (a few ms resolution) costs a fraction of the precise one on this
-        // per-request path, and a lock need not be seen to the millisecond.
-        let now = clock_gettime(ClockId::CLOCK_MONOTONIC_COARSE).map_or(Duration::ZERO, Duration::from);
-        match self.checked {
-            Some((at, locked)) if now.saturating_sub(at) < RECHECK && now != Duration::ZERO => locked,
+        // per-request path, and a lock need not be seen to the millisecond. A failing clock
+        // read means "check now".
+        let now = clock_gettime(ClockId::CLOCK_MONOTONIC_COARSE).map(Duration::from).ok();
+        match (self.checked, now) {
+            (Some((at, locked)), Some(now)) if now.saturating_sub(at) < RECHECK => locked,
             _ => {
-                let locked = is_locked(&self.path, self.real_uid);
-                self.checked = Some((now, locked));
+                let locked = self.locked_now();
+                self.checked = now.map(|now| (now, locked));
                 locked
             }
         }
@@ -65,7 +108,20 @@ mod tests {
         assert!(!is_locked(&path, uid));
         std::fs::write(&path, b"").unwrap();
         assert!(!is_locked(&path, uid), "owned by us");
-        assert!(is_locked(&path, uid.wrapping_add(1)), "owned by someone else");
+        assert_eq!(holder(&path, uid.wrapping_add(1)), Some(Held::ByOwner(uid)), "owned by someone else");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_lock_whose_state_cannot_be_read_is_locked() {
+        // ENOTDIR and ENAMETOOLONG stand for every error but ENOENT (EMFILE, ENOMEM, EIO...):
+        // LIKWID reads them as unlocked.
+        let uid = nix::unistd::getuid().as_raw();
+        let not_a_dir = std::path::Path::new("/dev/null/likwid.lock");
+        assert_eq!(holder(not_a_dir, uid), Some(Held::Unknown(Errno::ENOTDIR)));
+        let long = PathBuf::from(format!("/tmp/{}", "x".repeat(5000)));
+        assert_eq!(holder(&long, uid), Some(Held::Unknown(Errno::ENAMETOOLONG)));
+        let mut watch = LockWatch::new(not_a_dir.to_path_buf(), uid);
+        assert!(watch.locked() && watch.locked_now());
     }
 }

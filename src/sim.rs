@@ -1,6 +1,9 @@
 //! Simulated machines: a directory tree that `LIKWID_ACCESS_ROOT` can point at, with a
 //! `proc/cpuinfo` naming the CPU and its sockets, one sparse register-store file per CPU, and
-//! for Intel servers the uncore PCI devices of each socket under `sys/bus/pci/devices`.
+//! for Intel servers the uncore PCI devices of each socket under `sys/bus/pci/devices`, and
+//! from Sapphire Rapids on the uncore discovery tables and units (`sim/discovery.rs`).
+
+pub mod discovery;
 
 use crate::policy::pci::Generation;
 use crate::policy::CpuModel;
@@ -114,6 +117,7 @@ pub fn create_sockets(dir: &Path, model: &CpuModel, cpus: &[u32], sockets: u32) 
     if let Some(generation) = Generation::for_model(model.name) {
         create_pci(&root, generation, sockets)?;
     }
+    discovery::create(&root, model.name, sockets)?;
     for &cpu in cpus {
         let path = root.msr(cpu);
         std::fs::create_dir_all(path.parent().unwrap())?;

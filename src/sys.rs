@@ -18,13 +18,35 @@ pub fn atfork(prepare: extern "C" fn(), parent: extern "C" fn(), child: extern "
     debug_assert_eq!(rc, 0);
 }
 
-/// Closes every file descriptor from `first` up.
+/// The open descriptors from `first` up, as /proc/self/fd lists them (without the one the
+/// listing itself used).
+fn open_fds_from(first: i32) -> io::Result<Vec<i32>> {
+    let listed: Vec<i32> = std::fs::read_dir("/proc/self/fd")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd >= first)
+        .collect();
+    // The listing's own descriptor is closed by now: F_GETFD tells it apart.
+    Ok(listed.into_iter().filter(|&fd| nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_ok()).collect())
+}
+
+/// Closes every file descriptor from `first` up, and fails unless none is left open: a
+/// descriptor inherited from the caller (a file, a socket) must not reach the privileged
+/// daemon. close_range(2) first; where it fails (kernels before 5.9, seccomp filters) each
+/// listed descriptor is closed on its own.
 pub fn close_fds_from(first: u32) -> io::Result<()> {
     // SAFETY: close_range only closes descriptors; nothing in this process holds a Rust owner
     // of them yet (it runs first thing in the daemon's main).
-    match unsafe { libc::close_range(first, u32::MAX, 0) } {
-        0 => Ok(()),
-        _ => Err(io::Error::last_os_error()),
+    if unsafe { libc::close_range(first, u32::MAX, 0) } == 0 {
+        return Ok(());
+    }
+    let first = i32::try_from(first).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    for fd in open_fds_from(first)? {
+        // SAFETY: as above; `fd` is one of the inherited descriptors nothing here owns.
+        unsafe { libc::close(fd) };
+    }
+    match open_fds_from(first)?.as_slice() {
+        [] => Ok(()),
+        left => Err(io::Error::other(format!("descriptors {left:?} stay open"))),
     }
 }
 
@@ -55,13 +77,15 @@ pub fn clear_capabilities() -> io::Result<()> {
     Ok(())
 }
 
-/// `Mmm dd hh:mm:ss` in local time, the timestamp syslog records carry (RFC 3164).
+/// `Mmm dd hh:mm:ss` in UTC, the timestamp syslog records carry (RFC 3164). Not local time:
+/// that would honour the TZ of whoever started a setuid daemon, and date its records wrongly.
 pub fn syslog_timestamp() -> String {
-    // SAFETY: time(NULL) only returns the clock; localtime_r writes into our zeroed tm.
+    // SAFETY: time(NULL) only returns the clock; gmtime_r writes into our zeroed tm and reads
+    // no environment.
     let tm = unsafe {
         let now = libc::time(std::ptr::null_mut());
         let mut tm: libc::tm = std::mem::zeroed();
-        libc::localtime_r(&now, &mut tm);
+        libc::gmtime_r(&now, &mut tm);
         tm
     };
     const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];

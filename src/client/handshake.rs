@@ -59,8 +59,16 @@ pub fn handshake(ours: UnixStream, child: &mut Child, secure: bool) -> Result<Es
         } else {
             std::thread::sleep(Duration::from_millis(POLL_STEP_MS.into()));
         }
-        if Path::new(&likwid_path).exists() {
-            let stream = connect_likwid(Path::new(&likwid_path), deadline)?;
+        // While our daemon may still greet, only a socket of our own uid at that path counts
+        // (no other user can make one): anything else there may be planted by another user
+        // to make our start fail, so it is judged (and refused) only once the channel closed
+        // or the wait is over. (LIKWID 5.5's daemon keeps stdin open on systemd machines,
+        // where it does not daemonize: its socket must count while the channel is open.)
+        let path = Path::new(&likwid_path);
+        let waiting = may_greet && Instant::now() < deadline;
+        let likwid_socket = if waiting { own_socket(path) } else { path.exists() };
+        if likwid_socket {
+            let stream = connect_likwid(path, deadline)?;
             let root = Root::from_env(secure);
             let cpuinfo = std::fs::read_to_string(root.cpuinfo()).unwrap_or_default();
             let cpus = sockets_of(&cpuinfo, &list_cpus(&root)?);
@@ -106,6 +114,11 @@ fn impostor(path: &Path, why: String) -> StartError {
     )
 }
 
+fn own_socket(path: &Path) -> bool {
+    std::fs::symlink_metadata(path)
+        .is_ok_and(|m| m.file_type().is_socket() && m.uid() == nix::unistd::getuid().as_raw())
+}
+
 /// Connects to LIKWID's socket only if it is a socket file of ours (LIKWID's daemon binds it
 /// under the caller's filesystem uid, which no other user can fake) and whoever listens on it
 /// runs as root (a setuid daemon) or as us. LIKWID's daemon detaches after spawn, so the
@@ -135,7 +148,7 @@ fn connect_likwid(path: &Path, deadline: Instant) -> Result<UnixStream, StartErr
 
 /// Our daemon's greeting: its CPU list and capabilities, or the errno and one line saying why
 /// it cannot serve.
-fn read_greeting(stream: &UnixStream) -> Result<(Vec<(u32, u32)>, u64), StartError> {
+pub(crate) fn read_greeting(stream: &UnixStream) -> Result<(Vec<(u32, u32)>, u64), StartError> {
     let describe = |e: std::io::Error| start_failed(super::conn::describe(&e));
     stream.set_read_timeout(Some(START_TIMEOUT)).map_err(describe)?;
     let mut buf = [0u8; RECORD_LEN];
@@ -150,7 +163,15 @@ fn read_greeting(stream: &UnixStream) -> Result<(Vec<(u32, u32)>, u64), StartErr
     let mut payload = vec![0u8; hello.cpu as usize];
     (&*stream).read_exact(&mut payload).map_err(describe)?;
     if hello.errorcode != 0 {
-        return Err(StartError::new(hello.errorcode, String::from_utf8_lossy(&payload).into_owned()));
+        let why = match String::from_utf8_lossy(&payload).trim() {
+            "" => format!("likwid-accessD refused to serve (errno {}) without saying why", hello.errorcode),
+            text => text.to_string(),
+        };
+        // The number reaches C negated: zero or a negative one would read as success there.
+        if !(1..=4095).contains(&hello.errorcode) {
+            return Err(start_failed(format!("refusal with errno {} (not an errno): {why}", hello.errorcode)));
+        }
+        return Err(StartError::new(hello.errorcode, why));
     }
     let cpus = wire::decode_cpu_list(&payload).ok_or_else(|| start_failed("malformed CPU list".into()))?;
     Ok((cpus, hello.data))

@@ -7,8 +7,10 @@ mod conn;
 mod handshake;
 mod launch;
 pub mod sessions;
+mod turnstile;
 
 pub use batch::{batch, BatchOp};
+pub(crate) use handshake::read_greeting;
 
 /// The PciDeviceIndex numbering of our header (LIKWID 5.2's, as Debian ships), which our
 /// library tells our daemon.
@@ -24,6 +26,7 @@ use conn::Connection;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::sync::{Mutex, MutexGuard, Once};
+use turnstile::Turnstile;
 
 /// LIKWID's access modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,40 +222,52 @@ fn report(e: StartError) -> ClientError {
 }
 
 static STATE: Mutex<State> = Mutex::new(State::new());
+/// Threads enter `STATE` through this gate, in arrival order (see turnstile.rs for why).
+static GATE: Turnstile = Turnstile::new();
 
 thread_local! {
     /// Set while this thread runs inside our API, so a fork from inside (there is none
     /// today, but std may fork to spawn) does not try to take the lock it already holds.
     static IN_CALL: Cell<bool> = const { Cell::new(false) };
-    /// The lock held across fork() by the forking thread.
-    static HELD_OVER_FORK: RefCell<Option<MutexGuard<'static, State>>> = const { RefCell::new(None) };
+    /// The gate's queue and the state's lock, held across fork() by the forking thread.
+    static HELD_OVER_FORK: RefCell<Option<(MutexGuard<'static, turnstile::Queue>, MutexGuard<'static, State>)>> =
+        const { RefCell::new(None) };
 }
 
 fn lock_state() -> MutexGuard<'static, State> {
     STATE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-// fork() with another thread mid-request would copy a locked mutex into the child; holding
-// the lock across fork keeps the child's copy consistent.
+// fork() with another thread mid-request would copy a locked mutex into the child; taking our
+// turn and holding the locks across fork keeps the child's copy consistent.
 extern "C" fn before_fork() {
     if !IN_CALL.get() {
-        HELD_OVER_FORK.set(Some(lock_state()));
+        GATE.enter();
+        HELD_OVER_FORK.set(Some((GATE.freeze(), lock_state())));
     }
 }
 
 extern "C" fn after_fork_parent() {
-    HELD_OVER_FORK.take();
+    if HELD_OVER_FORK.take().is_some() {
+        GATE.leave();
+    }
 }
 
 extern "C" fn after_fork_child() {
-    if let Some(mut state) = HELD_OVER_FORK.take() {
+    if let Some((mut queue, mut state)) = HELD_OVER_FORK.take() {
+        queue.forget_waiters();
+        drop(queue);
         state.leave_parents_backend();
+        drop(state);
+        GATE.leave();
     }
 }
 
 fn with_state<T>(f: impl FnOnce(&mut State) -> T) -> T {
     static ATFORK: Once = Once::new();
     ATFORK.call_once(|| sys::atfork(before_fork, after_fork_parent, after_fork_child));
+    // Declared before the state's guard, so it drops after it.
+    let _turn = GATE.turn();
     let mut state = lock_state();
     if state.backend.is_some() && state.owner_pid != std::process::id() {
         state.leave_parents_backend();

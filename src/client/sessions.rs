@@ -4,6 +4,7 @@
 //! The descriptor `-1` names the process-wide session the HPM functions use.
 
 use super::conn::Connection;
+use super::turnstile::Turnstile;
 use super::{daemon_access, daemon_check, launch, report, ClientError};
 use crate::engine::Op;
 use crate::error::{AccessError, StartError};
@@ -118,6 +119,8 @@ impl fmt::Display for SessionError {
 /// An open session and the process that opened it (a forked child must not use it).
 struct Entry {
     owner_pid: u32,
+    /// Threads sharing the session take turns in arrival order (see turnstile.rs).
+    gate: Turnstile,
     session: Mutex<Option<Session>>,
 }
 
@@ -143,7 +146,8 @@ pub fn open() -> Result<i32, SessionError> {
     }
     let session = Session::start().map_err(report)?;
     let fd = session.fd();
-    let entry = Arc::new(Entry { owner_pid: std::process::id(), session: Mutex::new(Some(session)) });
+    let entry =
+        Arc::new(Entry { owner_pid: std::process::id(), gate: Turnstile::new(), session: Mutex::new(Some(session)) });
     table().insert(fd, entry);
     Ok(fd)
 }
@@ -183,6 +187,7 @@ pub fn access(fd: i32, cpu: i32, device: i32, reg: u32, op: Op) -> Result<u64, S
         )))
         .into());
     }
+    let _turn = entry.gate.turn();
     let mut guard = lock(&entry);
     let session = guard.as_mut().ok_or(SessionError::NoSession(fd))?;
     Ok(session.access(cpu, device, reg, op)?)

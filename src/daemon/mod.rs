@@ -91,11 +91,17 @@ fn open_trace(secure: bool) -> Option<Box<dyn Write>> {
 
 pub fn main() -> ExitCode {
     let secure = sys::secure_exec();
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Arguments are the caller's bytes: not valid UTF-8 is an unknown argument, not a panic.
+    let args: Vec<String> = std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
     let private = args.first().is_some_and(|a| a == CHANNEL_ARG);
     let debug = !secure && std::env::var_os(DEBUG_ENV).is_some();
-    privilege::sanitize_process(private, debug || !secure);
+    let sanitized = privilege::sanitize_process(private, debug || !secure);
     syslog::init(debug);
+    if let Err(e) = sanitized {
+        log::error!("refusing to serve: cannot close inherited file descriptors: {e}");
+        eprintln!("likwid-accessD: cannot close inherited file descriptors: {e}");
+        return ExitCode::FAILURE;
+    }
     if secure && std::env::var_os(DEBUG_ENV).is_some() {
         log::warn!("ignoring {DEBUG_ENV} under secure-exec");
     }

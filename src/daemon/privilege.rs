@@ -12,10 +12,11 @@ use std::os::fd::AsRawFd;
 
 /// First thing in main: a known umask and directory, nothing inherited but the channel on
 /// stdin (when there is one) and /dev/null as stdout and stderr (as stdin too otherwise).
-pub fn sanitize_process(keep_stdin: bool, keep_stderr: bool) {
+/// An error means an inherited descriptor could not be closed: the daemon must not serve.
+pub fn sanitize_process(keep_stdin: bool, keep_stderr: bool) -> std::io::Result<()> {
     umask(Mode::from_bits_truncate(0o077));
     let _ = std::env::set_current_dir("/");
-    let _ = sys::close_fds_from(3);
+    let closed = sys::close_fds_from(3);
     if let Ok(null) = OpenOptions::new().read(true).write(true).open("/dev/null") {
         let targets: &[i32] = match (keep_stdin, keep_stderr) {
             (true, true) => &[1],
@@ -27,6 +28,7 @@ pub fn sanitize_process(keep_stdin: bool, keep_stderr: bool) {
             let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
         }
     }
+    closed
 }
 
 fn fail(what: &str, e: impl std::fmt::Display) -> StartError {

@@ -38,28 +38,58 @@ fn read_record(stream: &mut UnixStream) -> io::Result<Option<Record>> {
     Ok(Some(Record::decode(&buf)))
 }
 
-/// Reads the `header.cpu` requests of a batch and answers them all in one write.
-fn serve_batch(stream: &mut UnixStream, session: &mut Session, header: &Record) -> io::Result<()> {
+/// Requests executed and answered at a time: what a batch needs besides its request bytes
+/// stays small, whatever its size.
+const CHUNK: usize = 1024;
+
+/// Reads and discards `len` bytes, keeping the channel in step without a buffer for them.
+fn drain(stream: &mut UnixStream, mut len: usize) -> io::Result<()> {
+    let mut scrap = [0u8; 4096];
+    while len > 0 {
+        let n = len.min(scrap.len());
+        stream.read_exact(&mut scrap[..n])?;
+        len -= n;
+    }
+    Ok(())
+}
+
+/// Reads the `header.cpu` requests of a batch into `body` (kept by the caller, so a session
+/// allocates for its largest batch once), then answers them in order, a chunk at a time.
+/// Replies start only once every request is read: the client sends the whole batch before it
+/// reads, so replying earlier could fill both socket buffers and stall both sides.
+fn serve_batch(stream: &mut UnixStream, session: &mut Session, header: &Record, body: &mut Vec<u8>) -> io::Result<()> {
     if header.cpu > wire::MAX_BATCH {
         // The count cannot be trusted, so neither can anything after it: end the session.
         log::warn!("batch of {} requests exceeds {}; closing the session", header.cpu, wire::MAX_BATCH);
         let _ = stream.write_all(&wire::batch_header(0, wire::ERR_UNKNOWN).encode());
         return Err(io::Error::new(io::ErrorKind::InvalidData, "oversized batch"));
     }
-    let mut buf = vec![0u8; header.cpu as usize * RECORD_LEN];
-    stream.read_exact(&mut buf)?;
-    let mut out = Vec::with_capacity(buf.len() + RECORD_LEN);
-    out.extend_from_slice(&wire::batch_header(header.cpu, wire::ERR_NOERROR).encode());
-    for reply in session.answer_batch(&wire::decode_records(&buf)) {
-        out.extend_from_slice(&reply.encode());
+    let len = header.cpu as usize * RECORD_LEN;
+    if body.capacity() < len && body.try_reserve_exact(len - body.len()).is_err() {
+        // The user may lower the daemon's RLIMIT_AS: refuse this batch, not the session.
+        log::error!("no memory for a batch of {} requests ({len} bytes); refusing it", header.cpu);
+        drain(stream, len)?;
+        return stream.write_all(&wire::batch_header(0, wire::ERR_RWFAIL).encode());
     }
-    stream.write_all(&out)
+    body.resize(len, 0);
+    stream.read_exact(body)?;
+    stream.write_all(&wire::batch_header(header.cpu, wire::ERR_NOERROR).encode())?;
+    let mut out = [0u8; CHUNK * RECORD_LEN];
+    for chunk in body.chunks(CHUNK * RECORD_LEN) {
+        let replies = session.answer_batch(&wire::decode_records(chunk));
+        for (slot, reply) in out.chunks_exact_mut(RECORD_LEN).zip(&replies) {
+            slot.copy_from_slice(&reply.encode());
+        }
+        stream.write_all(&out[..replies.len() * RECORD_LEN])?;
+    }
+    Ok(())
 }
 
 /// Serves requests until the client ends the session, then finishes it (restoring registers
 /// unless the client said EXIT). `extensions` (our batches) only on our private channel:
 /// LIKWID clients never see them.
 pub fn serve(stream: &mut UnixStream, mut session: Session, extensions: bool) -> Ended {
+    let mut batch_body = Vec::new();
     let ended = loop {
         let req = match read_record(stream) {
             Ok(Some(req)) if req.kind == TYPE_EXIT => break Ended::Exit,
@@ -70,7 +100,7 @@ pub fn serve(stream: &mut UnixStream, mut session: Session, extensions: bool) ->
         // SIGPIPE is ignored in the daemon (Rust's runtime does so for binaries), so a
         // vanished client shows up here as EPIPE.
         let sent = if extensions && req.kind == wire::TYPE_BATCH {
-            serve_batch(stream, &mut session, &req)
+            serve_batch(stream, &mut session, &req, &mut batch_body)
         } else {
             stream.write_all(&session.answer(&req).encode())
         };

@@ -112,10 +112,24 @@ impl<'e> Session<'e> {
         Outcome { result: Err(AccessError::ReadWrite(libc::ENOMEM)), original: None }
     }
 
+    /// Room in the journal for `entries` more registers, without aborting when memory is short
+    /// (the user may lower the daemon's RLIMIT_AS): a write that could not be taken back is
+    /// refused instead.
+    fn reserve_journal(&mut self, entries: usize) -> bool {
+        self.journal.seen.try_reserve(entries).is_ok() && self.journal.originals.try_reserve(entries).is_ok()
+    }
+
+    fn refuse_no_memory() -> Outcome {
+        log::error!("no memory to journal the original value of a register; refusing the write");
+        Outcome { result: Err(AccessError::ReadWrite(libc::ENOMEM)), original: None }
+    }
+
     /// Executes one request and builds its reply.
     pub fn answer(&mut self, req: &Record) -> Record {
         let outcome = if self.journal_full(req) {
             Session::refuse_full_journal()
+        } else if self.needs_original(req) && !self.reserve_journal(1) {
+            Session::refuse_no_memory()
         } else {
             execute(self.engine, req, self.needs_original(req))
         };
@@ -130,9 +144,13 @@ impl<'e> Session<'e> {
         };
         let mut outcomes: Vec<Option<Outcome>> = reqs.iter().map(|_| None).collect();
         let (mut jobs, mut here) = (Vec::with_capacity(reqs.len()), Vec::new());
+        let journaled = reqs.iter().filter(|r| self.needs_original(r)).count();
+        let room = journaled == 0 || self.reserve_journal(journaled);
         for (i, req) in reqs.iter().enumerate() {
             if self.journal_full(req) {
                 outcomes[i] = Some(Session::refuse_full_journal());
+            } else if !room && self.needs_original(req) {
+                outcomes[i] = Some(Session::refuse_no_memory());
             } else if req.device == wire::MSR_DEV {
                 jobs.push((i, *req, self.needs_original(req)));
             } else {
@@ -153,17 +171,29 @@ impl<'e> Session<'e> {
     }
 
     /// Ends the session: without EXIT, every journaled register gets its original value
-    /// back (each on its own; failures are logged, the rest still restored).
+    /// back (each on its own; failures are logged, the rest still restored), unless another
+    /// user holds the lock file by then.
     pub fn finish(mut self, ended: &Ended) -> usize {
         self.workers = None;
         self.audit.summary();
         if matches!(ended, Ended::Exit) {
             return 0;
         }
+        let pending = self.journal.originals.len();
+        if pending > 0 && self.engine.locked_now() {
+            log::warn!(
+                "client left without EXIT; not restoring {pending} registers: the lock file is held by another user"
+            );
+            return 0;
+        }
         let mut restored = 0;
         for &(cpu, device, reg, old) in self.journal.originals.iter().rev() {
-            match self.engine.restore(cpu, device, reg, old) {
+            match self.engine.write(cpu, device, reg, old) {
                 Ok(()) => restored += 1,
+                Err(AccessError::Locked) => {
+                    log::warn!("lock taken during restore; {} registers not restored", pending - restored);
+                    break;
+                }
                 Err(e) => log::error!("restore of cpu={cpu} device={device} reg={reg:#x} to {old:#x} failed: {e}"),
             }
         }

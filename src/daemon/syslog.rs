@@ -9,6 +9,33 @@ use std::sync::Mutex;
 
 const IDENT: &str = "likwid-accessD";
 const LOG_USER: u8 = 1 << 3;
+/// Longest message text sent (bytes, after escaping): RFC 3164 caps a whole record at 1024.
+const MAX_MESSAGE: usize = 900;
+const TRUNCATED: &str = "...[truncated]";
+
+/// The message as one line of printable text: control characters (a newline would forge a
+/// second record) and backslashes escaped, and cut at `MAX_MESSAGE` bytes, because messages
+/// carry text the caller chose (arguments, environment values, paths).
+pub(crate) fn escape(message: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(message.len().min(MAX_MESSAGE));
+    for c in message.chars() {
+        let start = out.len();
+        match c {
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => {
+                let _ = write!(out, "{}", c.escape_unicode());
+            }
+            c => out.push(c),
+        }
+        if out.len() > MAX_MESSAGE {
+            out.truncate(start);
+            out.push_str(TRUNCATED);
+            break;
+        }
+    }
+    out
+}
 
 struct Syslog {
     socket: Mutex<Option<UnixDatagram>>,
@@ -40,7 +67,7 @@ impl log::Log for Syslog {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let message = record.args().to_string();
+        let message = escape(&record.args().to_string());
         let pri = LOG_USER | severity(record.level());
         let line = format!("<{pri}>{} {IDENT}[{}]: {message}", sys::syslog_timestamp(), std::process::id());
         let mut socket = self.socket.lock().unwrap_or_else(|p| p.into_inner());
@@ -64,5 +91,22 @@ pub fn init(debug: bool) {
     let logger = Box::new(Syslog { socket: Mutex::new(connect()), to_stderr: debug });
     if log::set_boxed_logger(logger).is_ok() {
         log::set_max_level(if debug { log::LevelFilter::Debug } else { log::LevelFilter::Info });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_one_printable_line_of_bounded_length() {
+        assert_eq!(escape("ignoring X=/a\nlikwid-accessD[1]: forged"), "ignoring X=/a\\u{a}likwid-accessD[1]: forged");
+        assert_eq!(escape("tab\there\r\u{1b}[2J back\\slash"), "tab\\u{9}here\\u{d}\\u{1b}[2J back\\\\slash");
+        assert_eq!(escape("plain text, unchanged"), "plain text, unchanged");
+        let long = escape(&"\n".repeat(5000));
+        assert!(long.len() <= MAX_MESSAGE + TRUNCATED.len() && long.ends_with(TRUNCATED), "{long}");
+        assert!(!long.contains('\n'));
+        let wide = escape(&"é".repeat(2000));
+        assert!(wide.len() <= MAX_MESSAGE + TRUNCATED.len() && wide.starts_with('é'));
     }
 }

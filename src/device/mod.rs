@@ -1,5 +1,6 @@
 //! Register access behind one small trait. Knows nothing about clients or policy.
 
+pub mod discovery;
 mod msr;
 pub mod pci;
 

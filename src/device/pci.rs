@@ -25,6 +25,11 @@ impl PciConfig {
         Ok(PciConfig { file: OpenOptions::new().read(true).write(true).open(path)?, base: 0 })
     }
 
+    /// Registers at `base + offset` of an already open file (a `/dev/mem` window).
+    pub fn window(file: File, base: u64) -> PciConfig {
+        PciConfig { file, base }
+    }
+
     pub fn try_clone(&self) -> io::Result<PciConfig> {
         Ok(PciConfig { file: self.file.try_clone()?, base: self.base })
     }
@@ -141,12 +146,24 @@ pub fn mmio_window(name: &str) -> Option<(&'static str, u32)> {
 /// The windows of one socket from the BARs in its 00.1 device's config space (Icelake-SP):
 /// base = (cfg[0xD0] & 0x1FFFFFFF) << 23; controller c's block = base | (cfg[0xD8 + 4c] & 0x7FF)
 /// << 12; channel k's window at block(k/2) + 0x22800 + 0x4000·(k%2); free-running at
-/// block(c) + 0x2290.
+/// block(c) + 0x2290. A BAR that reads 0 (not programmed: the windows would land in low
+/// physical memory, over whatever lives there) or all ones (no such device) is refused, for
+/// the socket or for that controller.
 pub fn mmio_windows(config: &PciConfig) -> io::Result<Vec<(&'static str, u32, u64)>> {
-    let base = (config.read(0xD0, 4)? & 0x1FFF_FFFF) << 23;
+    let unusable = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
+    let base_bar = config.read(0xD0, 4)?;
+    if base_bar & 0x1FFF_FFFF == 0 || base_bar == 0xFFFF_FFFF {
+        return Err(unusable(format!("memory-controller base BAR reads {base_bar:#x}")));
+    }
+    let base = (base_bar & 0x1FFF_FFFF) << 23;
     let mut out = Vec::new();
     for c in 0..4u32 {
-        let block = base | ((config.read(0xD8 + 4 * c, 4)? & 0x7FF) << 12);
+        let bar = config.read(0xD8 + 4 * c, 4)?;
+        if bar == 0xFFFF_FFFF {
+            log::warn!("memory controller {c}: its BAR reads {bar:#x}; its counters are not served");
+            continue;
+        }
+        let block = base | ((bar & 0x7FF) << 12);
         for n in 0..2u32 {
             out.push((MMIO_CHANNEL, 2 * c + n, block + 0x22800 + 0x4000 * u64::from(n)));
         }
@@ -170,7 +187,7 @@ fn open_mmio(root: &Root, generation: &Generation, devices: &mut BTreeMap<(u32, 
         let windows = match mmio_windows(&devices[&(socket, MMIO_BASE.to_string())].1) {
             Ok(w) => w,
             Err(e) => {
-                log::warn!("socket {socket}: cannot read the memory-controller BARs: {e}");
+                log::warn!("socket {socket}: memory-controller counters not served: {e}");
                 continue;
             }
         };
@@ -281,6 +298,31 @@ mod tests {
         assert_eq!(mmio_window("MMIO_IMC_DEVICE_2_FREERUN"), Some((MMIO_FREERUN, 2)));
         assert_eq!(mmio_window("PCI_IMC_DEVICE_0_CH_0"), None);
         assert_eq!(mmio_window("MMIO_IMC_DEVICE_X_CH_0"), None);
+    }
+
+    #[test]
+    fn unprogrammed_or_absent_memory_controller_bars_are_refused() {
+        let path = std::env::temp_dir().join(format!("likwid-bar-test-{}", std::process::id()));
+        let bars = |base: u32, controller1: u32| {
+            let mut config = vec![0u8; 4096];
+            config[0xD0..0xD4].copy_from_slice(&base.to_le_bytes());
+            for c in 0..4usize {
+                let v: u32 = if c == 1 { controller1 } else { c as u32 + 1 };
+                config[0xD8 + 4 * c..0xDC + 4 * c].copy_from_slice(&v.to_le_bytes());
+            }
+            std::fs::write(&path, config).unwrap();
+            mmio_windows(&PciConfig::open(&path).unwrap())
+        };
+        for bad in [0, 0xE000_0000, u32::MAX] {
+            assert!(bars(bad, 2).is_err(), "base BAR {bad:#x}");
+        }
+        let windows = bars(1, 2).unwrap();
+        assert_eq!(windows.len(), 12);
+        assert_eq!(windows[0], (MMIO_CHANNEL, 0, (1 << 23) | (1 << 12) | 0x22800));
+        let windows = bars(1, u32::MAX).unwrap();
+        assert_eq!(windows.len(), 9, "controller 1 left out");
+        assert!(windows.iter().all(|(kind, i, _)| !(*kind == MMIO_FREERUN && *i == 1)));
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

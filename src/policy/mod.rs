@@ -10,6 +10,7 @@
 //! ceiling, whatever a table says, and one with ceiling 0 is never written at all.
 
 mod cpu;
+pub mod discovery;
 pub mod pci;
 mod topology;
 
@@ -160,6 +161,12 @@ impl Policy {
             WriteRule::Masked(mask) => Some(mask),
             WriteRule::Unchanged | WriteRule::Denied => None,
         }
+    }
+
+    /// Whether the table or the ceiling says anything about MSR `reg` (a discovered uncore unit
+    /// must not contain such a register).
+    pub fn lists(&self, reg: u32) -> bool {
+        find(&self.rules, reg).is_some() || find(&self.ceiling, reg).is_some()
     }
 
     pub fn rules(&self) -> &[Rule] {

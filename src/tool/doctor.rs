@@ -340,6 +340,12 @@ fn allow_writes(m: &Machine) -> Finding {
             format!("msr.allow_writes={v}: writes work, but the kernel logs each one and taints itself"),
         )
         .fix(fix),
+        // The parameter is root-only (0600, arch/x86/kernel/msr.c): unreadable is not absent.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => finding(
+            Status::Skip,
+            "writes",
+            format!("cannot read {} (root only): run likwid-access doctor as root to check it", param.display()),
+        ),
         Err(_) if m.path("/sys/module/msr").exists() => {
             finding(Status::Ok, "writes", "no msr.allow_writes filter in this kernel (before 5.9)")
         }

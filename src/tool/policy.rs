@@ -4,7 +4,7 @@
 
 use super::{parse_args, Failure};
 use crate::engine::policy_for;
-use crate::policy::{self, parse_cpuinfo, Policy, WriteRule, CEILING_TABLE};
+use crate::policy::{self, discovery, parse_cpuinfo, Policy, WriteRule, CEILING_TABLE};
 use crate::root::Root;
 
 pub const HELP: &str = "usage: likwid-access policy\n\
@@ -27,6 +27,19 @@ pub fn run(args: &[String]) -> Result<(), Failure> {
         .map_or_else(|| "unknown CPU".to_string(), |id| id.to_string());
     println!("# likwid-access policy: {}", policy.source);
     print!("# CPU: {cpu} ({})\n{}", root.cpuinfo().display(), to_text(&policy));
+    let model = std::fs::read_to_string(root.cpuinfo())
+        .ok()
+        .and_then(|text| parse_cpuinfo(&text))
+        .and_then(|id| crate::policy::CpuModel::for_identity(&id));
+    if model.is_some_and(|m| discovery::UnitMap::for_model(m.name).is_some()) {
+        // Comments, so the output still parses as an MSR allowlist.
+        println!("# Uncore discovery units (device = unit index, reg = FAKE_UNC_*), REGISTER READ WRITEMASK:");
+        for rule in discovery::ALLOW_TABLE.lines().map(|l| l.split('#').next().unwrap_or("").trim()) {
+            if !rule.is_empty() {
+                println!("#   {rule}");
+            }
+        }
+    }
     Ok(())
 }
 

@@ -9,7 +9,9 @@ pub const HELP: &str = "usage: likwid-access sim DIR --cpu NAME (--cpus N | --cp
 Creates a simulated machine under DIR for LIKWID_ACCESS_ROOT=DIR: DIR/proc/cpuinfo naming\n\
 the CPU and sparse register-store files DIR/dev/cpu/ID/msr (register R at byte offset 8*R);\n\
 for Intel servers (skx, icx) also each socket's uncore PCI devices under\n\
-DIR/sys/bus/pci/devices (config files, vendor, device, numa_node).\n\
+DIR/sys/bus/pci/devices (config files, vendor, device, numa_node); for spr, emr and gnr each\n\
+socket's uncore discovery device (PCI extended capability 0x23), its table and the MMIO units\n\
+in a sparse DIR/dev/mem, and the PCI units as sysfs devices.\n\
 \n\
   --cpu NAME         the CPU generation, e.g. zen4 or icx (an unknown NAME lists them all)\n\
   --cpus N           CPUs 0 to N-1\n\

@@ -111,10 +111,13 @@ for try in $(seq -s " " 30); do
     sleep 0.2
     python3 "$here/regstore.py" dump /dev/cpu/0/msr >"$w/snap.0"
     python3 "$here/regstore.py" dump /dev/cpu/1/msr >"$w/snap.1"
+    m=\$(wc -l <"$w/trace.cur")
     [ "\$writes" = "\$(grep -c '^write' "$w/trace.cur")" ] && break
     sleep 0.05
 done
-echo "\$n" >"$w/snap.n"
+# LIKWID 5.5 keeps reading (freezing and unfreezing) while the program runs: when the trace
+# never stood still, the files may hold any state between lines n and m.
+echo "\$n:\$m" >"$w/snap.n"
 sleep 0.05
 EOF
     # The measured program of the value runs advances registers in the device file itself,
@@ -142,6 +145,24 @@ for s in (0, 1):
     if kind == "pci":
         dev = [d for d in sorted(glob.glob(m + "/sys/bus/pci/devices/*:0a.2")) if node(d) == s][0]
         print(os.path.join(dev, "config"), 0xA0)
+    elif kind == "disc":
+        # Intel uncore discovery, as our daemon and LIKWID's find it: the socket's device with
+        # extended capability 0x23, the (64-bit) BAR it names, the unit entries stride*8 apart,
+        # iMC (type 6) id 0, its counter 0 at box_ctl + ctr_offset.
+        dev = [d for d in sorted(glob.glob(m + "/sys/bus/pci/devices/*"))
+               if node(d) == s and dword(d, 0x100) & 0xFFFF == 0x23][0]
+        bar = dword(dev, 0x10) & ~0xFFF
+        if dword(dev, 0x10) & 6 == 4:
+            bar |= dword(dev, 0x14) << 32
+        with open(m + "/dev/mem", "rb") as f:
+            f.seek(bar)
+            g0 = struct.unpack("<Q", f.read(8))[0]
+            for i in range(1, ((g0 >> 16) & 0x3FF) + 1):
+                f.seek(bar + i * ((g0 >> 8) & 0xFF) * 8)
+                w0, w1, w2 = struct.unpack("<QQQ", f.read(24))
+                if w2 & 0xFFFF == 6 and (w2 >> 16) & 0xFFFF == 0:
+                    print(m + "/dev/mem", w1 + ((w0 >> 24) & 0xFF))
+                    break
     else:
         dev = [d for d in sorted(glob.glob(m + "/sys/bus/pci/devices/*:00.1")) if node(d) == s][0]
         base = (dword(dev, 0xD0) & 0x1FFFFFFF) << 23
@@ -298,7 +319,7 @@ done
 likwid_table() {
     cat <<EOF
 5.2.2  /usr               zen3 skx icx skl
-5.5.1  ${LIKWID_HARNESS_PREFIX_551:-/opt/likwid-5.5.1}  zen3 zen4 zen5 skx icx
+5.5.1  ${LIKWID_HARNESS_PREFIX_551:-/opt/likwid-5.5.1}  zen3 zen4 zen5 skx icx spr emr gnr
 EOF
 }
 peers=${LIKWID_HARNESS_PEERS:-$root/../shared/peers}

@@ -20,9 +20,11 @@ usage:
   regstore.py errors TRACE                 the lines whose code is not NOERROR
   regstore.py verify TRACE MSRDIR          every register's last accepted MSR write is what
                                            its file holds (MSRDIR/N/msr); prints mismatches
-  regstore.py verify-snapshot TRACE N DUMP0 DUMP1
+  regstore.py verify-snapshot TRACE N[:M] DUMP0 DUMP1
                                            the same for the first N trace lines against dumps
-                                           of CPU 0 and 1 taken at that moment
+                                           of CPU 0 and 1 taken at that moment (taken while
+                                           the trace grew from N to M lines: any state in
+                                           between)
 """
 import os
 import sys
@@ -156,32 +158,30 @@ def read_dump(path):
         return {reg_of(r): reg_of(v) for r, v in (line.split() for line in f if line.strip())}
 
 
-# How many trace lines after the snapshot's count a write may appear and still explain what
-# the file held: the daemon traces just after its access, and on a loaded machine it can be
-# preempted in between, so the snapshot may see an access whose line came later.
+# How many trace lines after the dumps a write may appear and still explain what a file held:
+# the daemon traces just after its access, and on a loaded machine it can be preempted in
+# between, so a dump may see an access whose line came later.
 LATE_LINES = 200
 
 
-def late_writes(trace, upto):
-    """(cpu, reg) -> the values written in the LATE_LINES trace lines after the first `upto`."""
-    late = {}
-    for i, (op, cpu, dev, reg, data, code) in enumerate(lines([trace])):
-        if i >= upto + LATE_LINES:
-            break
-        if i >= upto and op == "write" and dev == "0" and code == "NOERROR":
-            late.setdefault((int(cpu), reg_of(reg)), set()).add(reg_of(data))
-    return late
-
-
-def verify_snapshot(trace, upto, dumps):
+def verify_snapshot(trace, span, dumps):
     """Registers LIKWID had programmed when the measured program ran are in the files."""
+    upto, _, until = span.partition(":")
+    upto, until = int(upto), int(until or upto)
     values = [read_dump(d) for d in dumps]
     last = last_writes(trace, upto)
-    late = late_writes(trace, upto)
+    # Values a register went through while the dumps were taken (trace lines upto..until),
+    # and in the LATE_LINES lines after.
+    passed = {}
+    for i, (op, cpu, dev, reg, data, code) in enumerate(lines([trace])):
+        if i >= until + LATE_LINES:
+            break
+        if i >= upto and op == "write" and dev == "0" and code == "NOERROR":
+            passed.setdefault((int(cpu), reg_of(reg)), set()).add(reg_of(data))
     bad = 0
     for (cpu, reg), data in sorted(last.items()):
         have = values[cpu].get(reg, 0)
-        if have != data and have not in late.get((cpu, reg), ()):
+        if have != data and have not in passed.get((cpu, reg), ()):
             print(f"cpu {cpu} reg {reg:#x}: programmed {data:#x}, file held {have:#x} during the run")
             bad += 1
     programmed = sum(1 for d in last.values() if d)
@@ -225,7 +225,7 @@ def main(argv):
     elif cmd == "verify":
         return verify(args[0], args[1])
     elif cmd == "verify-snapshot":
-        return verify_snapshot(args[0], int(args[1]), args[2:4])
+        return verify_snapshot(args[0], args[1], args[2:4])
     else:
         print(__doc__, file=sys.stderr)
         return 2
