@@ -158,16 +158,23 @@ def read_dump(path):
         return {reg_of(r): reg_of(v) for r, v in (line.split() for line in f if line.strip())}
 
 
+# How many trace lines after the dumps a write may appear and still explain what a file held:
+# the daemon traces just after its access, and on a loaded machine it can be preempted in
+# between, so a dump may see an access whose line came later.
+LATE_LINES = 200
+
+
 def verify_snapshot(trace, span, dumps):
     """Registers LIKWID had programmed when the measured program ran are in the files."""
     upto, _, until = span.partition(":")
     upto, until = int(upto), int(until or upto)
     values = [read_dump(d) for d in dumps]
     last = last_writes(trace, upto)
-    # Values a register went through while the dumps were taken (trace lines upto..until).
+    # Values a register went through while the dumps were taken (trace lines upto..until),
+    # and in the LATE_LINES lines after.
     passed = {}
     for i, (op, cpu, dev, reg, data, code) in enumerate(lines([trace])):
-        if i >= until:
+        if i >= until + LATE_LINES:
             break
         if i >= upto and op == "write" and dev == "0" and code == "NOERROR":
             passed.setdefault((int(cpu), reg_of(reg)), set()).add(reg_of(data))
