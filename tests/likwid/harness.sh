@@ -689,9 +689,11 @@ for ver in "${run_versions[@]}"; do
         chmod 0755 "$w/wrap/likwid-accessD"
     done
 done
-jobs_running=0
+# Most of a run is waiting (LIKWID's start, the measured program's pauses): three namespaces at
+# a time on 2 vCPUs (LIKWID_HARNESS_JOBS to change it).
+jobs_running=0 jobs_max=${LIKWID_HARNESS_JOBS:-3}
 for vc in "${ready[@]}"; do
-    if [[ $jobs_running -ge 2 ]]; then wait -n; jobs_running=$((jobs_running - 1)); fi
+    if [[ $jobs_running -ge $jobs_max ]]; then wait -n; jobs_running=$((jobs_running - 1)); fi
     unshare -m --propagation private "$0" --inner "${vc#*/}" "$work/$vc" "$etc_mode" "$only_groups" \
         >"$work/$vc/inner.log" 2>&1 &
     jobs_running=$((jobs_running + 1))
