@@ -131,8 +131,7 @@ deb:
 deb-test:
 	tests/deb/deb-test.sh
 
-# Not in `make test`: with a fresh debootstrap it takes about 6 minutes, which CI's 25-minute
-# budget cannot carry beside the LIKWID harness; run `make deb-test` before a release.
+test: package-test
 .PHONY: package-test
 package-test:
 	tests/deb/deb-test.sh || [ $$? -eq 77 ]
