@@ -49,6 +49,9 @@ next_library() {
     new=$(dpkg-deb -f $pkg/new.deb Version) next=$(dpkg-deb -f $pkg/next.deb Version)
     [ "$(readlink $lib.0)" = "liblikwid_access.so.$next" ] && [ -f "$lib.$next" ] && [ ! -e "$lib.$new" ]
 }
+refuses_bad_switch() {
+    ! env LIKWID_ACCESS_USE_CAPS=yes dpkg-reconfigure likwid-access && caps_only
+}
 version_is() { [ "$(dpkg-query -W -f '${Version} ${db:Status-Abbrev}' likwid-access)" = "$1 ii " ]; }
 
 # ---- the simulated machine: a Zen 3 with two CPUs, made by our own tool once it is installed
@@ -174,6 +177,11 @@ check "capabilities, not setuid, no override" caps_only
 check "likwid-perfctr through the capable daemon" perfctr_values
 check "dpkg -i (next version) without the switch" dpkg -i $pkg/next.deb
 check "the upgrade keeps the capabilities" caps_only
+check "an invalid LIKWID_ACCESS_USE_CAPS is refused" refuses_bad_switch
+check "LIKWID_ACCESS_USE_CAPS=0 dpkg-reconfigure" env LIKWID_ACCESS_USE_CAPS=0 dpkg-reconfigure likwid-access
+check "back to setuid through our override, no capabilities" sh -c "$(declare -f ours_setuid_override override_is is_setuid_root); daemon=$daemon; ours_setuid_override && [ -z \"\$(getcap $daemon)\" ]"
+check "LIKWID_ACCESS_USE_CAPS=1 dpkg-reconfigure" env LIKWID_ACCESS_USE_CAPS=1 dpkg-reconfigure likwid-access
+check "capabilities again, our override gone" caps_only
 check "dpkg --purge (capabilities)" dpkg --purge likwid-access
 check "LIKWID's daemon is back, without capabilities" likwid_back
 check "no capabilities on LIKWID's daemon" test -z "$(getcap $daemon)"
@@ -184,6 +192,11 @@ check "the administrator's override is still listed" override_is "root root 750"
 check "dpkg --purge likwid-access (administrator's override)" dpkg --purge likwid-access
 check "the purge keeps the administrator's override" override_is "root root 750"
 dpkg-statoverride --remove $daemon
+
+echo "== 5. neither file there: ours alone, purged"
+check "apt-get purge likwid" apt-get purge -y -qq likwid
+check "dpkg -i likwid-access, then dpkg --purge" sh -c "dpkg -i $pkg/new.deb >/dev/null && dpkg --purge likwid-access >/dev/null"
+check "no divert, no daemon, no override left" sh -c "[ -z \"\$(dpkg-divert --list '/usr/sbin/likwid-accessD*')\" ] && [ ! -e $daemon ] && [ ! -e $daemon.likwid ] && ! dpkg-statoverride --list $daemon"
 
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
