@@ -83,16 +83,16 @@ else
         if [ -x $l551/bin/likwid-perfctr ] && [ -x $l551/sbin/likwid-accessD ]; then
             mkdir "$tmp/theirs551"
             ln -s $l551/sbin/likwid-accessD "$tmp/theirs551/likwid-accessD"
-            for round in 1 2 3; do
+            for round in 1 2 3 4 5; do
                 for who in ours theirs551; do
                     PATH=$tmp/$who:$l551/bin:$PATH likwid-perfctr -M 1 -C 0,1 -g BRANCH -t 100ms sleep 3 \
                         2>"$tmp/tl551" >/dev/null
                     awk -v who=$who '\''$1 == 1 && NF > 5 { n++ } END { printf "%s %.4f\n", who, 3000 / n }'\'' "$tmp/tl551" >>"$tmp/per551"
                 done
             done
-            o=$(awk '\''$1 == "ours" { print $2 }'\'' "$tmp/per551" | sort -n | sed -n 2p)
-            t=$(awk '\''$1 == "theirs551" { print $2 }'\'' "$tmp/per551" | sort -n | sed -n 2p)
-            echo "LIKWID 5.5.1 likwid-perfctr -M 1 -C 0,1 -g BRANCH -t 100ms (no sleep on the register store), ms per interval, median of 3 runs:"
+            o=$(awk '\''$1 == "ours" { print $2 }'\'' "$tmp/per551" | sort -n | sed -n 3p)
+            t=$(awk '\''$1 == "theirs551" { print $2 }'\'' "$tmp/per551" | sort -n | sed -n 3p)
+            echo "LIKWID 5.5.1 likwid-perfctr -M 1 -C 0,1 -g BRANCH -t 100ms (no sleep on the register store), ms per interval, median of 5 runs:"
             echo "  ours: $o ms; LIKWID 5.5.1 daemon: $t ms; ours/LIKWID $(awk -v a="$o" -v b="$t" '\''BEGIN { printf "%.2f", a / b }'\'') (<= 0.8)"
         else
             echo "LIKWID 5.5.1 timeline SKIPPED: no /opt/likwid-5.5.1 (tests/likwid/harness.sh builds it)."
