@@ -228,6 +228,22 @@ static void row(const char *what, double value, const char *unit, const char *ra
     printf("| %-50s | %10.2f %-2s | %s |\n", what, value, unit, ratio);
 }
 
+/* The ping-pong floor, our single read and (theirs >= 0) LIKWID's, placed as `where` says. */
+static void single_read_rows(const char *where, double floor, double ours, double theirs)
+{
+    char label[96], buf[160];
+    snprintf(label, sizeof label, "floor: bare AF_UNIX 32-byte ping-pong, %s", where);
+    row(label, floor, "us", "1.00x");
+    snprintf(label, sizeof label, "ours: single read, %s", where);
+    snprintf(buf, sizeof buf, "%.2fx the ping-pong (<= 1.1x)", ours / floor);
+    row(label, ours, "us", buf);
+    if (theirs >= 0) {
+        snprintf(label, sizeof label, "LIKWID 5.2.2 daemon: single read, %s", where);
+        snprintf(buf, sizeof buf, "%.2fx the ping-pong; ours/LIKWID %.2f", theirs / floor, ours / theirs);
+        row(label, theirs, "us", buf);
+    }
+}
+
 static int run(int argc, char **argv)
 {
     const char *file = argv[2], *ours_path = argv[4], *likwid_path = argc > 5 ? argv[5] : NULL;
@@ -303,20 +319,8 @@ static int run(int argc, char **argv)
            "of 1024, %d ping-pongs unpinned and pinned, %d preads per round); ratios from the same run.\n\n",
            ROUNDS, SINGLES, SINGLES, BATCHES, SINGLES, SINGLES);
     printf("| %-50s | %13s | %s |\n|---|---:|---|\n", "measurement", "median", "ratio (target)");
-    row("floor: bare AF_UNIX 32-byte ping-pong, unpinned", ppu, "us", "1.00x");
-    snprintf(buf, sizeof buf, "%.2fx the ping-pong (<= 1.1x)", os / ppu);
-    row("ours: single read, unpinned", os, "us", buf);
-    if (likwid_path) {
-        snprintf(buf, sizeof buf, "%.2fx the ping-pong; ours/LIKWID %.2f", ts / ppu, os / ts);
-        row("LIKWID 5.2.2 daemon: single read, unpinned", ts, "us", buf);
-    }
-    row("floor: bare AF_UNIX 32-byte ping-pong, both on CPU 0", ppp, "us", "1.00x");
-    snprintf(buf, sizeof buf, "%.2fx the ping-pong (<= 1.1x)", op / ppp);
-    row("ours: single read, both on CPU 0", op, "us", buf);
-    if (likwid_path) {
-        snprintf(buf, sizeof buf, "%.2fx the ping-pong; ours/LIKWID %.2f", tp / ppp, op / tp);
-        row("LIKWID 5.2.2 daemon: single read, both on CPU 0", tp, "us", buf);
-    }
+    single_read_rows("unpinned", ppu, os, likwid_path ? ts : -1);
+    single_read_rows("both on CPU 0", ppp, op, likwid_path ? tp : -1);
     row("floor: direct pread of the register", d, "us", "1.00x");
     snprintf(buf, sizeof buf, "%.2fx the pread", ob64 / d);
     row("ours: batch of 64 reads, per read", ob64, "us", buf);

@@ -37,10 +37,6 @@ pub fn holder(path: &std::path::Path, real_uid: u32) -> Option<Held> {
     }
 }
 
-pub fn is_locked(path: &std::path::Path, real_uid: u32) -> bool {
-    holder(path, real_uid).is_some()
-}
-
 /// How stale a lock answer may get: a lock taken mid-session applies within this.
 pub const RECHECK: Duration = Duration::from_millis(250);
 
@@ -105,9 +101,9 @@ mod tests {
         let path = dir.join("likwid.lock");
         let _ = std::fs::remove_file(&path);
         let uid = nix::unistd::getuid().as_raw();
-        assert!(!is_locked(&path, uid));
+        assert_eq!(holder(&path, uid), None);
         std::fs::write(&path, b"").unwrap();
-        assert!(!is_locked(&path, uid), "owned by us");
+        assert_eq!(holder(&path, uid), None, "owned by us");
         assert_eq!(holder(&path, uid.wrapping_add(1)), Some(Held::ByOwner(uid)), "owned by someone else");
         std::fs::remove_dir_all(&dir).unwrap();
     }
