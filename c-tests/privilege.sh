@@ -94,7 +94,7 @@ unshare -m --propagation private bash -euc '
     wait $dpid || true
 
     # An impostor socket planted by likwid-t2 at the path LIKWID'"'"'s daemon would use.
-    env LIKWID_ACCESSD="$inst/fake-likwid" "$inst/priv_client" refused 13 >"$inst/impostor.log" 2>&1 \
+    env LIKWID_ACCESSD="$inst/fake-likwid" LIKWID_ACCESS_VERBOSE=1 "$inst/priv_client" refused 13 >"$inst/impostor.log" 2>&1 \
         && grep -q "likwid-access: refusing /tmp/likwid-" "$inst/impostor.log" \
         && ok "an impostor /tmp/likwid-<pid> planted by another user is refused (-EACCES)" \
         || { cat "$inst/impostor.log"; bad "impostor socket"; }

@@ -1,8 +1,8 @@
 ! test_fortran: the Fortran module on the simulated zen4 machine: HPMinit, HPMaddThread,
-! an HPMwrite/HPMread round trip on PERF_CTR0, -EPERM for a denied SYSCFG write, HPMcheck,
-! HPMfinalize. Exit code 0 on pass, 1 on failure (c-tests/run.sh conventions).
+! an HPMwrite/HPMread round trip on PERF_CTR0, -EPERM for a denied SYSCFG write and its
+! HPMlastError message, HPMcheck, HPMfinalize. Exit code 0 on pass, 1 on failure (c-tests/run.sh conventions).
 program test_fortran
-  use, intrinsic :: iso_c_binding, only: c_int32_t, c_int64_t
+  use, intrinsic :: iso_c_binding, only: c_char, c_int32_t, c_int64_t, c_null_char, c_size_t
   use likwid_access
   implicit none
 
@@ -13,6 +13,10 @@ program test_fortran
   integer(c_int32_t) :: rc, cpu
   integer(c_int64_t) :: got
   type(HPMBatchOp) :: ops(5)
+  character(kind=c_char) :: msg(256)
+  integer(c_size_t) :: msg_len
+  character(len=256) :: text
+  integer :: i
   integer :: failures = 0
 
   rc = HPMinit()
@@ -37,6 +41,14 @@ program test_fortran
 
   rc = HPMwrite(0_c_int32_t, MSR_DEV, SYSCFG, 0_c_int64_t)
   call expect_rc('HPMwrite SYSCFG (denied)', rc, -EPERM)
+  msg_len = HPMlastError(msg, size(msg, kind=c_size_t))
+  text = ''
+  do i = 1, size(msg)
+    if (msg(i) == c_null_char) exit
+    text(i:i) = msg(i)
+  end do
+  if (msg_len /= len_trim(text) .or. index(text, 'denied') == 0) &
+    call fail('HPMlastError after the denied write: "'//trim(text)//'"')
   if (HPMcheck(MSR_DEV, 0_c_int32_t) /= 1) call fail('HPMcheck(MSR_DEV, 0) is not 1')
 
   ! A batch: write then read back PERF_CTR0 on both cpus, plus a denied SYSCFG write.

@@ -5,7 +5,8 @@
  *       model 2)                             -> -ENOTSUP
  *   (c) DIR/dev/cpu is missing               -> -ENXIO
  * Each returns within 5 s, prints exactly one "likwid-access: " line to
- * stderr and leaves no child process.  The tree is restored after each case
+ * stderr (LIKWID_ACCESS_VERBOSE=1; HPMlastError returns the same text) and
+ * leaves no child process.  The tree is restored after each case
  * and a control session must work before and after.
  */
 #include "check.h"
@@ -113,6 +114,10 @@ static void expect_start_failure(const char *what, int expected)
         capture_end(&cap, buf, sizeof buf);
         echo_captured(what, buf);
         CHECK_ONE_LIB_LINE(buf, "%s", what);
+        /* The line is the message HPMlastError keeps. */
+        char msg[4096];
+        CHECK(HPMlastError(msg, sizeof msg) > 0 && strstr(buf, msg) != NULL,
+              "%s: HPMlastError '%s' is not what was printed", what, msg);
     }
     CHECK_RC(rc, expected, "%s: HPMaddThread(0)", what);
     CHECK(dt < 5000.0, "%s: HPMaddThread took %.0f ms", what, dt);
@@ -145,6 +150,8 @@ static void control(const char *what)
 int main(void)
 {
     guard_alarm(60);
+    /* The library prints its "likwid-access: " line only when asked to. */
+    setenv("LIKWID_ACCESS_VERBOSE", "1", 1);
     const char *root = sim_root();
     const char *daemon_env = getenv("LIKWID_ACCESSD");
     char *daemon = daemon_env ? strdup(daemon_env) : NULL;

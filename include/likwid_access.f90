@@ -12,7 +12,7 @@
 ! Every function returns 0 or a negative errno (-1 = -EPERM: denied by policy; see
 ! likwid_access.h for the full list), except HPMinitialized and HPMcheck (1 = yes).
 module likwid_access
-  use, intrinsic :: iso_c_binding, only: c_int32_t, c_int64_t
+  use, intrinsic :: iso_c_binding, only: c_char, c_int32_t, c_int64_t, c_size_t
   implicit none
   private
 
@@ -25,7 +25,7 @@ module likwid_access
 
   public :: HPMmode, HPMinit, HPMinitialized, HPMaddThread, HPMfinalize
   public :: HPMread, HPMwrite, HPMcheck
-  public :: HPMBatchOp, HPMbatch, HPMdaemonPid
+  public :: HPMBatchOp, HPMbatch, HPMdaemonPid, HPMlastError
 
   ! Batches: many operations in one round trip (HPMbatch). HPMBatchOp matches the C struct.
   integer(c_int32_t), parameter, public :: HPM_BATCH_READ = 0
@@ -112,5 +112,16 @@ module likwid_access
       import :: c_int32_t
       integer(c_int32_t) :: pid
     end function HPMdaemonPid
+
+    ! size_t HPMlastError(char *buf, size_t len): why this thread's last failed call failed,
+    ! NUL-terminated in buf (at most len-1 characters); returns the message's full length,
+    ! 0 if no call failed. The library prints nothing unless LIKWID_ACCESS_VERBOSE=1.
+    !   character(kind=c_char) :: msg(256); n = HPMlastError(msg, size(msg, kind=c_size_t))
+    function HPMlastError(buf, len) result(n) bind(C, name="HPMlastError")
+      import :: c_char, c_size_t
+      character(kind=c_char), intent(out) :: buf(*)
+      integer(c_size_t), value :: len
+      integer(c_size_t) :: n
+    end function HPMlastError
   end interface
 end module likwid_access

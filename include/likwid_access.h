@@ -4,6 +4,7 @@
 #ifndef LIKWID_ACCESS_H
 #define LIKWID_ACCESS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /*
@@ -379,7 +380,7 @@ extern "C" {
 
 /*
  Selects how later HPMinit/HPMaddThread reach the registers: ACCESSMODE_DAEMON (default) or
- ACCESSMODE_DIRECT. Other values are refused with a message and change nothing.
+ ACCESSMODE_DIRECT. Other values change nothing; HPMlastError says why.
  */
 void HPMmode(int32_t mode);
 
@@ -424,7 +425,7 @@ int32_t HPMread(uint32_t cpu_id, PciDeviceIndex dev, uint32_t reg, uint64_t *dat
 int32_t HPMwrite(uint32_t cpu_id, PciDeviceIndex dev, uint32_t reg, uint64_t data);
 
 /*
- 1 when device `dev` on `cpu_id` can be accessed, else 0.
+ 1 when device `dev` on `cpu_id` can be accessed, else 0 (HPMlastError says why).
  */
 int32_t HPMcheck(PciDeviceIndex dev, uint32_t cpu_id);
 
@@ -448,6 +449,21 @@ int32_t HPMbatch(HPMBatchOp *ops, uint32_t count);
 int32_t HPMdaemonPid(void);
 
 /*
+ Copies the message of the calling thread's last failed call (of any function of this
+ library) into `buf`: at most `len - 1` bytes, cut at a character boundary, then a NUL.
+ Returns the message's full length in bytes without the NUL, so a result of `len` or more
+ means it was cut; 0 when no call on this thread has failed yet. Success does not clear the
+ message (as with errno): call it right after the failing call. With `len` 0 (and `buf`
+ NULL) nothing is written and only the length is returned. With LIKWID_ACCESS_VERBOSE=1 in
+ the environment each message is also printed to stderr as it is kept (not in setuid or
+ setcap programs, which ignore the environment).
+
+ # Safety
+ `buf` must be NULL or point to `len` writable bytes.
+ */
+size_t HPMlastError(char *buf, size_t len);
+
+/*
  Selects how later accessClient_init/msr_read reach the registers: DAEMON_AM_ACCESS_D
  (default) or DAEMON_AM_DIRECT (in-process; the process needs the privileges itself), as
  HPMmode. Other values change nothing and set errno to EINVAL.
@@ -461,7 +477,7 @@ void accessClient_setaccessmode(int mode);
  In DAEMON_AM_DIRECT mode it stores -1, the process-wide session. errno: 0, EFAULT for a
  NULL `socket_fd`, else as HPMaddThread (ENOENT daemon missing, EACCES not privileged,
  ENXIO no msr device files, ENOLCK locked, ENOTSUP unsupported CPU), with `*socket_fd`
- set to -1 and one line on stderr saying why.
+ set to -1 and HPMlastError saying why.
 
  # Safety
  `socket_fd` must be NULL or point to a writable int.

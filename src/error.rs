@@ -1,10 +1,11 @@
-//! The one error type for access outcomes, with the one conversion to a wire code and the one
-//! conversion to a negative errno for C.
+//! The one error type of the library: access outcomes (with the one conversion to and from a
+//! wire code) and the caller's mistakes the client catches before anything is sent. Its errno
+//! is positive; `capi` negates it, once, for LIKWID's negative-errno returns.
 
 use crate::wire;
 use std::fmt;
 
-/// Why an access did not happen.
+/// Why an access (or a call of the C API) did not happen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AccessError {
     /// The register policy denies this access.
@@ -21,6 +22,22 @@ pub enum AccessError {
     UnknownRequest,
     /// The peer sent something other than a reply to our request, or the channel broke.
     Channel(String),
+    /// No daemon (or direct mode) could be started.
+    Start(StartError),
+    /// cpu not on this machine.
+    OutOfRange,
+    /// cpu on the machine but not added with HPMaddThread.
+    NotAdded,
+    /// Not a device index we serve.
+    BadDevice,
+    /// A batch larger than `wire::MAX_BATCH` operations.
+    TooBig(usize),
+    /// The descriptor names no open LIKWID 3 session (never opened, or already finalized).
+    NoSession(i32),
+    /// An access mode other than direct (0) or daemon (1).
+    BadMode(i32),
+    /// A NULL pointer where the caller must pass memory.
+    NullPointer,
 }
 
 impl AccessError {
@@ -32,11 +49,20 @@ impl AccessError {
             AccessError::Locked => wire::ERR_LOCKED,
             AccessError::OpenFailed => wire::ERR_OPENFAIL,
             AccessError::ReadWrite(_) => wire::ERR_RWFAIL,
-            AccessError::UnknownRequest | AccessError::Channel(_) => wire::ERR_UNKNOWN,
+            // The client's own refusals never reach the wire; these are the nearest codes.
+            AccessError::OutOfRange | AccessError::NotAdded | AccessError::BadDevice => wire::ERR_NODEV,
+            AccessError::UnknownRequest
+            | AccessError::Channel(_)
+            | AccessError::Start(_)
+            | AccessError::TooBig(_)
+            | AccessError::NoSession(_)
+            | AccessError::BadMode(_)
+            | AccessError::NullPointer => wire::ERR_UNKNOWN,
         }
     }
 
-    /// A reply code back to an error, as LIKWID's client maps them (facts §1).
+    /// A reply code back to an error, as LIKWID's client maps them (LIKWID 5.5.1
+    /// src/access_client.c, `access_client_errno`).
     pub fn from_wire_code(code: i32, reg: u32, write: bool) -> Option<AccessError> {
         Some(match code {
             wire::ERR_NOERROR => return None,
@@ -49,10 +75,10 @@ impl AccessError {
         })
     }
 
-    /// Negative errno for the C API (LIKWID's values, plus -ENOLCK for a held lock and
-    /// -ENOTCONN for a daemon that is gone).
+    /// The errno, positive (LIKWID's values, plus ENOLCK for a held lock and ENOTCONN for a
+    /// daemon that is gone). The C API returns it negated (HPM*) or sets it (LIKWID 3).
     pub fn errno(&self) -> i32 {
-        -match self {
+        match self {
             AccessError::Denied { .. } => libc::EPERM,
             AccessError::NoDevice => libc::ENODEV,
             AccessError::Locked => libc::ENOLCK,
@@ -60,6 +86,14 @@ impl AccessError {
             AccessError::ReadWrite(_) => libc::EIO,
             AccessError::UnknownRequest => libc::EFAULT,
             AccessError::Channel(_) => libc::ENOTCONN,
+            AccessError::Start(e) => e.errno,
+            AccessError::OutOfRange => libc::ERANGE,
+            AccessError::NotAdded => libc::ENODEV,
+            AccessError::BadDevice => libc::EFAULT,
+            AccessError::TooBig(_) => libc::E2BIG,
+            AccessError::NoSession(_) => libc::EBADF,
+            AccessError::BadMode(_) => libc::EINVAL,
+            AccessError::NullPointer => libc::EFAULT,
         }
     }
 }
@@ -79,6 +113,18 @@ impl fmt::Display for AccessError {
             }
             AccessError::UnknownRequest => write!(f, "unknown request type"),
             AccessError::Channel(why) => write!(f, "daemon connection lost: {why}"),
+            AccessError::Start(e) => write!(f, "{e}"),
+            AccessError::OutOfRange => write!(f, "cpu not on this machine"),
+            AccessError::NotAdded => write!(f, "cpu not added (HPMaddThread)"),
+            AccessError::BadDevice => write!(f, "device not served (only the MSRs are)"),
+            AccessError::TooBig(n) => {
+                write!(f, "a batch of {n} operations exceeds the limit of {}", wire::MAX_BATCH)
+            }
+            AccessError::NoSession(fd) => {
+                write!(f, "{fd} is not a session from accessClient_init (or it was already finalized)")
+            }
+            AccessError::BadMode(mode) => write!(f, "access mode {mode} is neither direct (0) nor daemon (1)"),
+            AccessError::NullPointer => write!(f, "NULL pointer"),
         }
     }
 }
@@ -97,6 +143,12 @@ impl StartError {
     }
 }
 
+impl From<StartError> for AccessError {
+    fn from(e: StartError) -> AccessError {
+        AccessError::Start(e)
+    }
+}
+
 impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
@@ -110,13 +162,13 @@ mod tests {
     #[test]
     fn wire_codes_map_to_likwid_errnos() {
         let cases = [
-            (wire::ERR_RESTREG, -libc::EPERM),
-            (wire::ERR_OPENFAIL, -libc::ENXIO),
-            (wire::ERR_RWFAIL, -libc::EIO),
-            (wire::ERR_NODEV, -libc::ENODEV),
-            (wire::ERR_LOCKED, -libc::ENOLCK),
-            (wire::ERR_UNKNOWN, -libc::EFAULT),
-            (99, -libc::EFAULT),
+            (wire::ERR_RESTREG, libc::EPERM),
+            (wire::ERR_OPENFAIL, libc::ENXIO),
+            (wire::ERR_RWFAIL, libc::EIO),
+            (wire::ERR_NODEV, libc::ENODEV),
+            (wire::ERR_LOCKED, libc::ENOLCK),
+            (wire::ERR_UNKNOWN, libc::EFAULT),
+            (99, libc::EFAULT),
         ];
         for (code, errno) in cases {
             let e = AccessError::from_wire_code(code, 0x10, false).unwrap();

@@ -1,6 +1,6 @@
 //! Our extensions: many accesses in one call (one daemon round trip), and the daemon's pid.
 
-use super::{guard, PciDeviceIndex};
+use super::{fail, guard, PciDeviceIndex};
 use crate::client::{self, BatchOp};
 use crate::engine::Op;
 
@@ -66,13 +66,13 @@ pub unsafe extern "C" fn HPMbatch(ops: *mut HPMBatchOp, count: u32) -> i32 {
         let valid: Vec<BatchOp> = parsed.iter().flatten().copied().collect();
         let mut results = match client::batch(&valid) {
             Ok(results) => results.into_iter(),
-            Err(e) => return e.errno(),
+            Err(e) => return fail(&e),
         };
         let mut failed = 0;
         for (o, parsed) in ops.iter_mut().zip(&parsed) {
             let result = match parsed {
                 None => Err(-libc::EINVAL),
-                Some(_) => results.next().expect("one result per valid operation").map_err(|e| e.errno()),
+                Some(_) => results.next().expect("one result per valid operation").map_err(|e| fail(&e)),
             };
             match result {
                 Ok(value) => {

@@ -3,10 +3,11 @@
 //! through `errno`: 0 after success, a positive errno after a failure (the value returned is
 //! then 0). Each export checks its pointers, runs inside the panic boundary and delegates.
 
-use super::{guard, PciDeviceIndex};
-use crate::client::sessions::{self, SessionError};
-use crate::client::{self, ClientError, Mode};
+use super::{guard, remember, PciDeviceIndex};
+use crate::client::sessions;
+use crate::client::{self, Mode};
 use crate::engine::Op;
+use crate::error::AccessError;
 use crate::wire;
 use nix::errno::Errno;
 use std::ffi::c_int;
@@ -21,24 +22,27 @@ pub const DAEMON_AD_MSR: c_int = 14;
 
 /// Runs `body` inside the panic boundary and reports its outcome through errno: 0 after
 /// success, the positive errno after a failure (the result is then `failed`).
-fn with_errno<T: Copy>(failed: T, body: impl FnOnce() -> Result<T, SessionError>) -> T {
+fn with_errno<T: Copy>(failed: T, body: impl FnOnce() -> Result<T, AccessError>) -> T {
     let (value, errno) = guard((failed, libc::EFAULT), || match body() {
         Ok(value) => (value, 0),
-        Err(e) => (failed, e.errno()),
+        Err(e) => {
+            remember(&e);
+            (failed, e.errno())
+        }
     });
     Errno::set_raw(errno);
     value
 }
 
-fn msr(fd: c_int, cpu: c_int, reg: u32, op: Op) -> Result<u64, SessionError> {
+fn msr(fd: c_int, cpu: c_int, reg: u32, op: Op) -> Result<u64, AccessError> {
     sessions::access(fd, cpu, wire::MSR_DEV, reg, op)
 }
 
 /// One PCI uncore access of LIKWID 3's 32-bit pci_* functions: `index` is a PciDeviceIndex of
 /// this header (LIKWID 5.2's numbering), `cpu` a hardware thread whose socket is addressed.
-fn pci(fd: c_int, cpu: c_int, index: PciDeviceIndex, reg: u32, op: Op) -> Result<u32, SessionError> {
+fn pci(fd: c_int, cpu: c_int, index: PciDeviceIndex, reg: u32, op: Op) -> Result<u32, AccessError> {
     if index == wire::MSR_DEV {
-        return Err(ClientError::BadDevice.into());
+        return Err(AccessError::BadDevice);
     }
     sessions::access(fd, cpu, index, reg, op).map(|v| v as u32)
 }
@@ -52,12 +56,7 @@ pub extern "C" fn accessClient_setaccessmode(mode: c_int) {
         let mode = match mode {
             DAEMON_AM_DIRECT => Mode::Direct,
             DAEMON_AM_ACCESS_D => Mode::Daemon,
-            other => {
-                eprintln!(
-                    "likwid-access: accessClient_setaccessmode({other}): only DAEMON_AM_DIRECT (0) and DAEMON_AM_ACCESS_D (1) are provided"
-                );
-                return Err(SessionError::BadMode(other));
-            }
+            other => return Err(AccessError::BadMode(other)),
         };
         client::set_mode(mode);
         Ok(())
@@ -70,7 +69,7 @@ pub extern "C" fn accessClient_setaccessmode(mode: c_int) {
 /// In DAEMON_AM_DIRECT mode it stores -1, the process-wide session. errno: 0, EFAULT for a
 /// NULL `socket_fd`, else as HPMaddThread (ENOENT daemon missing, EACCES not privileged,
 /// ENXIO no msr device files, ENOLCK locked, ENOTSUP unsupported CPU), with `*socket_fd`
-/// set to -1 and one line on stderr saying why.
+/// set to -1 and HPMlastError saying why.
 ///
 /// # Safety
 /// `socket_fd` must be NULL or point to a writable int.
@@ -78,7 +77,7 @@ pub extern "C" fn accessClient_setaccessmode(mode: c_int) {
 pub unsafe extern "C" fn accessClient_init(socket_fd: *mut c_int) {
     with_errno((), || {
         if socket_fd.is_null() {
-            return Err(SessionError::NullPointer);
+            return Err(AccessError::NullPointer);
         }
         let result = sessions::open();
         let fd = *result.as_ref().unwrap_or(&sessions::PROCESS_SESSION);
@@ -105,7 +104,7 @@ pub extern "C" fn accessClient_finalize(socket_fd: c_int) {
 pub extern "C" fn accessClient_read(socket_fd: c_int, cpu: c_int, device: c_int, reg: u32) -> u64 {
     with_errno(0, || match device {
         DAEMON_AD_MSR => msr(socket_fd, cpu, reg, Op::Read),
-        _ => Err(ClientError::BadDevice.into()),
+        _ => Err(AccessError::BadDevice),
     })
 }
 
@@ -116,7 +115,7 @@ pub extern "C" fn accessClient_read(socket_fd: c_int, cpu: c_int, device: c_int,
 pub extern "C" fn accessClient_write(socket_fd: c_int, cpu: c_int, device: c_int, reg: u32, data: u64) {
     with_errno((), || match device {
         DAEMON_AD_MSR => msr(socket_fd, cpu, reg, Op::Write(data)).map(|_| ()),
-        _ => Err(ClientError::BadDevice.into()),
+        _ => Err(AccessError::BadDevice),
     })
 }
 

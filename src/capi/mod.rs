@@ -4,7 +4,9 @@
 // cbindgen reads these names; they are LIKWID's.
 #![allow(non_snake_case)]
 
-use crate::client::{self, ClientError, Mode};
+use crate::client::{self, Mode};
+use crate::error::AccessError;
+use last_error::{fail, record, remember};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Access mode, as LIKWID's `AccessMode` (an int in C).
@@ -27,20 +29,18 @@ fn guard<T>(on_panic: T, body: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(body)).unwrap_or(on_panic)
 }
 
-fn status(result: Result<(), ClientError>) -> i32 {
-    result.map_or_else(|e| e.errno(), |()| 0)
+fn status(result: Result<(), AccessError>) -> i32 {
+    result.map_or_else(|e| fail(&e), |()| 0)
 }
 
 /// Selects how later HPMinit/HPMaddThread reach the registers: ACCESSMODE_DAEMON (default) or
-/// ACCESSMODE_DIRECT. Other values are refused with a message and change nothing.
+/// ACCESSMODE_DIRECT. Other values change nothing; HPMlastError says why.
 #[no_mangle]
 pub extern "C" fn HPMmode(mode: i32) {
     guard((), || match mode {
         ACCESSMODE_DIRECT => client::set_mode(Mode::Direct),
         ACCESSMODE_DAEMON => client::set_mode(Mode::Daemon),
-        other => eprintln!(
-            "likwid-access: HPMmode({other}): only ACCESSMODE_DIRECT (0) and ACCESSMODE_DAEMON (1) are provided"
-        ),
+        other => record(format!("HPMmode({other}): only ACCESSMODE_DIRECT (0) and ACCESSMODE_DAEMON (1) are provided")),
     })
 }
 
@@ -93,7 +93,7 @@ pub unsafe extern "C" fn HPMread(cpu_id: u32, dev: PciDeviceIndex, reg: u32, dat
                 unsafe { data.write(value) };
                 0
             }
-            Err(e) => e.errno(),
+            Err(e) => fail(&e),
         }
     })
 }
@@ -105,15 +105,23 @@ pub extern "C" fn HPMwrite(cpu_id: u32, dev: PciDeviceIndex, reg: u32, data: u64
     guard(-libc::EFAULT, || status(client::write(cpu_id, dev, reg, data)))
 }
 
-/// 1 when device `dev` on `cpu_id` can be accessed, else 0.
+/// 1 when device `dev` on `cpu_id` can be accessed, else 0 (HPMlastError says why).
 #[no_mangle]
 pub extern "C" fn HPMcheck(dev: PciDeviceIndex, cpu_id: u32) -> i32 {
-    guard(0, || i32::from(client::check(dev, cpu_id)))
+    guard(0, || match client::check(dev, cpu_id) {
+        Ok(()) => 1,
+        Err(e) => {
+            fail(&e);
+            0
+        }
+    })
 }
 
 mod ext;
+mod last_error;
 mod likwid3;
 mod pci_index;
 
 pub use ext::{HPMBatchOp, HPM_BATCH_MAX, HPM_BATCH_READ, HPM_BATCH_WRITE};
+pub use last_error::HPMlastError;
 pub use pci_index::*;

@@ -1,8 +1,9 @@
 //! Batches: many accesses, one round trip to our daemon (one call to the engine in direct
 //! mode), each with its own result. Against LIKWID's daemon they fall back to single records.
 
-use super::{daemon_access, reply_result, with_state, Backend, ClientError, State};
+use super::{daemon_access, reply_result, with_state, Backend, State};
 use crate::engine::Op;
+use crate::error::AccessError;
 use crate::wire::{self, Record};
 
 /// One access of a batch.
@@ -24,7 +25,7 @@ impl BatchOp {
 }
 
 impl State {
-    fn batch(&mut self, ops: &[BatchOp]) -> Result<Vec<Result<u64, ClientError>>, ClientError> {
+    fn batch(&mut self, ops: &[BatchOp]) -> Result<Vec<Result<u64, AccessError>>, AccessError> {
         // The record's cpu: the thread for MSRs, its socket for PCI devices.
         let mut results: Vec<_> = ops.iter().map(|o| self.address(o.cpu, o.device).map(u64::from)).collect();
         let pending: Vec<usize> = (0..ops.len()).filter(|i| results[*i].is_ok()).collect();
@@ -42,20 +43,20 @@ impl State {
             Backend::Direct(engine) => {
                 for &i in &pending {
                     let o = &ops[i];
-                    results[i] = engine.execute(o.cpu, o.device, o.reg, o.op).map_err(ClientError::Access);
+                    results[i] = engine.execute(o.cpu, o.device, o.reg, o.op);
                 }
             }
             Backend::Daemon(conn) if conn.batches() => {
                 let requests: Vec<Record> = pending.iter().map(|&i| ops[i].request()).collect();
-                let replies = conn.batch(&requests).map_err(ClientError::Access)?;
+                let replies = conn.batch(&requests)?;
                 for (&i, reply) in pending.iter().zip(&replies) {
-                    results[i] = reply_result(reply).map_err(ClientError::Access);
+                    results[i] = reply_result(reply);
                 }
             }
             Backend::Daemon(conn) => {
                 for &i in &pending {
                     let o = &ops[i];
-                    results[i] = daemon_access(conn, o.cpu, o.device, o.reg, o.op).map_err(ClientError::Access);
+                    results[i] = daemon_access(conn, o.cpu, o.device, o.reg, o.op);
                 }
             }
         }
@@ -65,11 +66,9 @@ impl State {
 
 /// Executes `ops` in order; the outer error is for the batch as a whole (too large, daemon
 /// gone), the inner ones per operation, as HPMread/HPMwrite would return them.
-pub fn batch(ops: &[BatchOp]) -> Result<Vec<Result<u64, ClientError>>, ClientError> {
+pub fn batch(ops: &[BatchOp]) -> Result<Vec<Result<u64, AccessError>>, AccessError> {
     if ops.len() > wire::MAX_BATCH as usize {
-        let e = ClientError::TooBig(ops.len());
-        eprintln!("likwid-access: {e}");
-        return Err(e);
+        return Err(AccessError::TooBig(ops.len()));
     }
     with_state(|s| s.batch(ops))
 }

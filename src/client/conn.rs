@@ -142,7 +142,6 @@ impl Connection {
             (Flavor::Ours { .. }, _) => format!("likwid-accessD (pid {pid}): {why}"),
             (Flavor::Likwid, _) => format!("LIKWID's likwid-accessD (pid {pid}): {why}"),
         };
-        eprintln!("likwid-access: {why}");
         // The stream is out of step now; nothing on it can be trusted again.
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
         self.broken = Some(why.clone());

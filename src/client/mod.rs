@@ -18,7 +18,7 @@ pub const PCI_NUMBERING: crate::policy::pci::Numbering = crate::policy::pci::Num
 pub use launch::{daemon_path, DAEMON_ENV, INSTALLED_DAEMON};
 
 use crate::engine::{Engine, Op};
-use crate::error::{AccessError, StartError};
+use crate::error::AccessError;
 use crate::root::Root;
 use crate::sys;
 use crate::wire::{self, Record};
@@ -33,47 +33,6 @@ use turnstile::Turnstile;
 pub enum Mode {
     Direct,
     Daemon,
-}
-
-/// Errors the C API turns into negative errnos.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientError {
-    /// cpu not on this machine.
-    OutOfRange,
-    /// cpu on the machine but not added with HPMaddThread.
-    NotAdded,
-    /// Not a device index we serve.
-    BadDevice,
-    Access(AccessError),
-    Start(StartError),
-    /// A batch larger than `wire::MAX_BATCH` operations.
-    TooBig(usize),
-}
-
-impl ClientError {
-    pub fn errno(&self) -> i32 {
-        match self {
-            ClientError::OutOfRange => -libc::ERANGE,
-            ClientError::NotAdded => -libc::ENODEV,
-            ClientError::BadDevice => -libc::EFAULT,
-            ClientError::Access(e) => e.errno(),
-            ClientError::Start(e) => -e.errno,
-            ClientError::TooBig(_) => -libc::E2BIG,
-        }
-    }
-}
-
-impl std::fmt::Display for ClientError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ClientError::OutOfRange => write!(f, "cpu not on this machine"),
-            ClientError::NotAdded => write!(f, "cpu not added (HPMaddThread)"),
-            ClientError::BadDevice => write!(f, "device not served (only the MSRs are)"),
-            ClientError::Access(e) => write!(f, "{e}"),
-            ClientError::Start(e) => write!(f, "{e}"),
-            ClientError::TooBig(n) => write!(f, "a batch of {n} operations exceeds the limit of {}", wire::MAX_BATCH),
-        }
-    }
 }
 
 enum Backend {
@@ -122,19 +81,18 @@ impl State {
         }
     }
 
-    fn start(&mut self) -> Result<(), ClientError> {
+    fn start(&mut self) -> Result<(), AccessError> {
         if self.backend.is_some() {
             return Ok(());
         }
         let secure = sys::secure_exec();
         let (backend, cpus) = match self.mode {
             Mode::Daemon => {
-                let (conn, cpus) = launch::launch(secure).map_err(report)?;
+                let (conn, cpus) = launch::launch(secure)?;
                 (Backend::Daemon(conn), cpus)
             }
             Mode::Direct => {
-                let engine = Engine::open(&Root::from_env(secure), nix::unistd::getuid().as_raw(), PCI_NUMBERING)
-                    .map_err(report)?;
+                let engine = Engine::open(&Root::from_env(secure), nix::unistd::getuid().as_raw(), PCI_NUMBERING)?;
                 let cpus = engine.sockets().to_vec();
                 (Backend::Direct(engine), cpus)
             }
@@ -151,12 +109,12 @@ impl State {
         Some(self.cpus[i].1)
     }
 
-    fn cpu_slot(&self, cpu: u32) -> Result<(), ClientError> {
+    fn cpu_slot(&self, cpu: u32) -> Result<(), AccessError> {
         if !self.added.contains(&cpu) {
             return Err(if self.backend.is_some() && self.socket(cpu).is_none() {
-                ClientError::OutOfRange
+                AccessError::OutOfRange
             } else {
-                ClientError::NotAdded
+                AccessError::NotAdded
             });
         }
         Ok(())
@@ -164,23 +122,23 @@ impl State {
 
     /// Where an access to `device` on hardware thread `cpu` goes: the record's `cpu`, which
     /// is the thread for MSRs and its socket for PCI uncore devices (as LIKWID's client does).
-    fn address(&self, cpu: u32, device: i32) -> Result<u32, ClientError> {
+    fn address(&self, cpu: u32, device: i32) -> Result<u32, AccessError> {
         if device != wire::MSR_DEV && PCI_NUMBERING.name(device).is_none() {
-            return Err(ClientError::BadDevice);
+            return Err(AccessError::BadDevice);
         }
         self.cpu_slot(cpu)?;
         match device {
             wire::MSR_DEV => Ok(cpu),
-            _ => self.socket(cpu).ok_or(ClientError::OutOfRange),
+            _ => self.socket(cpu).ok_or(AccessError::OutOfRange),
         }
     }
 
-    fn execute(&mut self, cpu: u32, device: i32, reg: u32, op: Op) -> Result<u64, ClientError> {
+    fn execute(&mut self, cpu: u32, device: i32, reg: u32, op: Op) -> Result<u64, AccessError> {
         let cpu = self.address(cpu, device)?;
         self.start()?;
         match self.backend.as_mut().expect("started") {
-            Backend::Direct(engine) => engine.execute(cpu, device, reg, op).map_err(ClientError::Access),
-            Backend::Daemon(conn) => daemon_access(conn, cpu, device, reg, op).map_err(ClientError::Access),
+            Backend::Direct(engine) => engine.execute(cpu, device, reg, op),
+            Backend::Daemon(conn) => daemon_access(conn, cpu, device, reg, op),
         }
     }
 }
@@ -213,12 +171,6 @@ fn reply_result(reply: &Record) -> Result<u64, AccessError> {
         None => Ok(reply.data),
         Some(e) => Err(e),
     }
-}
-
-/// Prints the one line that says why access cannot work, then hands the error on.
-fn report(e: StartError) -> ClientError {
-    eprintln!("likwid-access: {}", e.message);
-    ClientError::Start(e)
 }
 
 static STATE: Mutex<State> = Mutex::new(State::new());
@@ -291,12 +243,12 @@ pub fn initialized() -> bool {
 }
 
 /// Adds a CPU; the first one starts the backend.
-pub fn add_thread(cpu: u32) -> Result<(), ClientError> {
+pub fn add_thread(cpu: u32) -> Result<(), AccessError> {
     with_state(|s| {
         s.initialized = true;
         s.start()?;
         if s.socket(cpu).is_none() {
-            return Err(ClientError::OutOfRange);
+            return Err(AccessError::OutOfRange);
         }
         s.added.insert(cpu);
         Ok(())
@@ -312,31 +264,29 @@ pub fn finalize() {
     });
 }
 
-pub fn read(cpu: u32, device: i32, reg: u32) -> Result<u64, ClientError> {
+pub fn read(cpu: u32, device: i32, reg: u32) -> Result<u64, AccessError> {
     with_state(|s| s.execute(cpu, device, reg, Op::Read))
 }
 
-pub fn write(cpu: u32, device: i32, reg: u32, value: u64) -> Result<(), ClientError> {
+pub fn write(cpu: u32, device: i32, reg: u32, value: u64) -> Result<(), AccessError> {
     with_state(|s| s.execute(cpu, device, reg, Op::Write(value)).map(|_| ()))
 }
 
 /// Whether `device` on `cpu` is usable (LIKWID's HPMcheck); for a PCI device, whether the
 /// socket of `cpu` has it.
-pub fn check(device: i32, cpu: u32) -> bool {
+pub fn check(device: i32, cpu: u32) -> Result<(), AccessError> {
     with_state(|s| {
-        if s.start().is_err() {
-            return false;
-        }
+        s.start()?;
         let target = match (device, s.socket(cpu)) {
-            (_, None) => return false,
+            (_, None) => return Err(AccessError::OutOfRange),
             (wire::MSR_DEV, Some(_)) => cpu,
-            (_, Some(_)) if PCI_NUMBERING.name(device).is_none() => return false,
+            (_, Some(_)) if PCI_NUMBERING.name(device).is_none() => return Err(AccessError::BadDevice),
             (_, Some(socket)) => socket,
         };
         let cpu = target;
         match s.backend.as_mut().expect("started") {
-            Backend::Direct(engine) => engine.check(cpu, device).is_ok(),
-            Backend::Daemon(conn) => daemon_check(conn, cpu, device).is_ok(),
+            Backend::Direct(engine) => engine.check(cpu, device),
+            Backend::Daemon(conn) => daemon_check(conn, cpu, device),
         }
     })
 }

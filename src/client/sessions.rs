@@ -5,13 +5,12 @@
 
 use super::conn::Connection;
 use super::turnstile::Turnstile;
-use super::{daemon_access, daemon_check, launch, report, ClientError};
+use super::{daemon_access, daemon_check, launch};
 use crate::engine::Op;
 use crate::error::{AccessError, StartError};
 use crate::sys;
 use crate::wire;
 use std::collections::BTreeMap;
-use std::fmt;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -42,25 +41,25 @@ impl Session {
 
     /// The record's `cpu` for `device` on hardware thread `cpu`: the thread for MSRs, its
     /// socket for PCI uncore devices (as the HPM functions address them).
-    fn cpu(&self, cpu: u32, device: i32) -> Result<u32, ClientError> {
-        let i = self.cpus.binary_search_by_key(&cpu, |(c, _)| *c).map_err(|_| ClientError::OutOfRange)?;
+    fn cpu(&self, cpu: u32, device: i32) -> Result<u32, AccessError> {
+        let i = self.cpus.binary_search_by_key(&cpu, |(c, _)| *c).map_err(|_| AccessError::OutOfRange)?;
         match device {
             wire::MSR_DEV => Ok(cpu),
             d if super::PCI_NUMBERING.name(d).is_some() => Ok(self.cpus[i].1),
-            _ => Err(ClientError::BadDevice),
+            _ => Err(AccessError::BadDevice),
         }
     }
 
     /// One read or write, checked as the HPM functions check it.
-    pub fn access(&mut self, cpu: u32, device: i32, reg: u32, op: Op) -> Result<u64, ClientError> {
+    pub fn access(&mut self, cpu: u32, device: i32, reg: u32, op: Op) -> Result<u64, AccessError> {
         let cpu = self.cpu(cpu, device)?;
-        daemon_access(&mut self.conn, cpu, device, reg, op).map_err(ClientError::Access)
+        daemon_access(&mut self.conn, cpu, device, reg, op)
     }
 
     /// LIKWID's CHECK: Ok when the daemon can use `device` on `cpu`.
-    pub fn check(&mut self, cpu: u32, device: i32) -> Result<(), ClientError> {
+    pub fn check(&mut self, cpu: u32, device: i32) -> Result<(), AccessError> {
         let cpu = self.cpu(cpu, device)?;
-        daemon_check(&mut self.conn, cpu, device).map_err(ClientError::Access)
+        daemon_check(&mut self.conn, cpu, device)
     }
 
     /// EXIT, then reap the daemon.
@@ -70,49 +69,6 @@ impl Session {
 
     fn fd(&self) -> i32 {
         self.conn.as_raw_fd()
-    }
-}
-
-/// Why a LIKWID 3 call failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SessionError {
-    /// The descriptor names no open session (never opened, or already finalized).
-    NoSession(i32),
-    /// An access mode other than direct (0) or daemon (1).
-    BadMode(i32),
-    /// A NULL pointer where the caller must pass memory.
-    NullPointer,
-    Client(ClientError),
-}
-
-impl SessionError {
-    /// Positive errno, for LIKWID 3 functions that report through `errno`.
-    pub fn errno(&self) -> i32 {
-        match self {
-            SessionError::NoSession(_) => libc::EBADF,
-            SessionError::BadMode(_) => libc::EINVAL,
-            SessionError::NullPointer => libc::EFAULT,
-            SessionError::Client(e) => -e.errno(),
-        }
-    }
-}
-
-impl From<ClientError> for SessionError {
-    fn from(e: ClientError) -> SessionError {
-        SessionError::Client(e)
-    }
-}
-
-impl fmt::Display for SessionError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SessionError::NoSession(fd) => {
-                write!(f, "{fd} is not a session from accessClient_init (or it was already finalized)")
-            }
-            SessionError::BadMode(mode) => write!(f, "access mode {mode} is neither direct (0) nor daemon (1)"),
-            SessionError::NullPointer => write!(f, "NULL pointer"),
-            SessionError::Client(e) => write!(f, "{e}"),
-        }
     }
 }
 
@@ -140,11 +96,11 @@ fn lock(entry: &Entry) -> MutexGuard<'_, Option<Session>> {
 
 /// Starts a session (daemon mode) and returns its descriptor. In direct mode there is no
 /// daemon to start: the answer is `PROCESS_SESSION`, as LIKWID 3 left the socket unset.
-pub fn open() -> Result<i32, SessionError> {
+pub fn open() -> Result<i32, AccessError> {
     if super::with_state(|s| s.mode) == super::Mode::Direct {
         return Ok(PROCESS_SESSION);
     }
-    let session = Session::start().map_err(report)?;
+    let session = Session::start()?;
     let fd = session.fd();
     let entry =
         Arc::new(Entry { owner_pid: std::process::id(), gate: Turnstile::new(), session: Mutex::new(Some(session)) });
@@ -153,13 +109,13 @@ pub fn open() -> Result<i32, SessionError> {
 }
 
 /// Ends the session `fd` (EXIT, reap). `PROCESS_SESSION` is left alone, as in LIKWID 3.
-pub fn close(fd: i32) -> Result<(), SessionError> {
+pub fn close(fd: i32) -> Result<(), AccessError> {
     if fd == PROCESS_SESSION {
         return Ok(());
     }
-    let entry = table().remove(&fd).ok_or(SessionError::NoSession(fd))?;
+    let entry = table().remove(&fd).ok_or(AccessError::NoSession(fd))?;
     let _ = DEFAULT_SESSION.compare_exchange(fd, PROCESS_SESSION, Ordering::SeqCst, Ordering::SeqCst);
-    let session = lock(&entry).take().ok_or(SessionError::NoSession(fd))?;
+    let session = lock(&entry).take().ok_or(AccessError::NoSession(fd))?;
     if entry.owner_pid == std::process::id() {
         session.close();
     } else {
@@ -171,8 +127,8 @@ pub fn close(fd: i32) -> Result<(), SessionError> {
 
 /// One access through session `fd`; `PROCESS_SESSION` goes through the HPM functions' state
 /// (adding the cpu on first use).
-pub fn access(fd: i32, cpu: i32, device: i32, reg: u32, op: Op) -> Result<u64, SessionError> {
-    let cpu = u32::try_from(cpu).map_err(|_| ClientError::OutOfRange)?;
+pub fn access(fd: i32, cpu: i32, device: i32, reg: u32, op: Op) -> Result<u64, AccessError> {
+    let cpu = u32::try_from(cpu).map_err(|_| AccessError::OutOfRange)?;
     if fd == PROCESS_SESSION {
         super::add_thread(cpu)?;
         return Ok(match op {
@@ -180,23 +136,22 @@ pub fn access(fd: i32, cpu: i32, device: i32, reg: u32, op: Op) -> Result<u64, S
             Op::Write(v) => super::write(cpu, device, reg, v).map(|()| 0)?,
         });
     }
-    let entry = table().get(&fd).cloned().ok_or(SessionError::NoSession(fd))?;
+    let entry = table().get(&fd).cloned().ok_or(AccessError::NoSession(fd))?;
     if entry.owner_pid != std::process::id() {
-        return Err(ClientError::Access(AccessError::Channel(format!(
+        return Err(AccessError::Channel(format!(
             "session {fd} belongs to the parent process; call accessClient_init in the child"
-        )))
-        .into());
+        )));
     }
     let _turn = entry.gate.turn();
     let mut guard = lock(&entry);
-    let session = guard.as_mut().ok_or(SessionError::NoSession(fd))?;
-    Ok(session.access(cpu, device, reg, op)?)
+    let session = guard.as_mut().ok_or(AccessError::NoSession(fd))?;
+    session.access(cpu, device, reg, op)
 }
 
 /// Makes `fd` the session of `msr_read`/`msr_write` (LIKWID 3's `msr_init`).
-pub fn set_default(fd: i32) -> Result<(), SessionError> {
+pub fn set_default(fd: i32) -> Result<(), AccessError> {
     if fd != PROCESS_SESSION && !table().contains_key(&fd) {
-        return Err(SessionError::NoSession(fd));
+        return Err(AccessError::NoSession(fd));
     }
     DEFAULT_SESSION.store(fd, Ordering::SeqCst);
     Ok(())

@@ -2,8 +2,8 @@
 //! greeting into the library's start-up.
 
 use super::{peer, Machines};
-use crate::client::ClientError;
 use crate::daemon::{serve, Ended, Session};
+use crate::error::AccessError;
 use crate::wire::{self, Record, RECORD_LEN};
 use std::io::{Read, Write};
 use std::net::Shutdown;
@@ -100,7 +100,7 @@ pub fn greeting(data: &[u8]) {
             assert_eq!(cpus.len() * 8, hello.cpu as usize, "CPU list length");
         }
         Err(e) => {
-            let errno = ClientError::Start(e.clone()).errno();
+            let errno = -AccessError::Start(e.clone()).errno();
             assert!(errno < 0, "start error {e:?} reaches C as {errno}, not a negative errno");
             assert!(!e.message.is_empty(), "start error without a message");
         }

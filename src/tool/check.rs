@@ -1,8 +1,6 @@
 //! `likwid-access check`: whether the daemon can use each CPU's registers (LIKWID's CHECK).
 
 use super::{access_failure, cpu_option, format_cpu_list, parse_args, selected_cpus, start_session, Failure};
-use crate::client::sessions::SessionError;
-use crate::client::ClientError;
 use crate::error::AccessError;
 use crate::wire::MSR_DEV;
 
@@ -32,12 +30,10 @@ pub fn run(args: &[String]) -> Result<(), Failure> {
         for cpu in cpus {
             match session.check(cpu, MSR_DEV) {
                 Ok(()) => println!("cpu {cpu}: usable"),
-                Err(e @ ClientError::Access(AccessError::Channel(_))) => {
-                    return Err(access_failure(&format!("check cpu {cpu}"), e))
-                }
+                Err(e @ AccessError::Channel(_)) => return Err(access_failure(&format!("check cpu {cpu}"), e)),
                 Err(e) => {
                     unusable += 1;
-                    println!("cpu {cpu}: not usable: {}", SessionError::Client(e));
+                    println!("cpu {cpu}: not usable: {e}");
                 }
             }
         }

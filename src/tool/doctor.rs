@@ -3,7 +3,7 @@
 //! broken and working simulated machines; the daemon is the one the library would launch.
 
 use super::{format_cpu_list, parse_args, Failure};
-use crate::client::sessions::{Session, SessionError};
+use crate::client::sessions::Session;
 use crate::client::{daemon_path, DAEMON_ENV};
 use crate::engine::{policy_for, Op};
 use crate::policy::{parse_cpuinfo, Policy, CPU_MODELS};
@@ -452,7 +452,7 @@ fn round_trip(policy: Option<&Policy>) -> Finding {
         Err(e) => finding(
             Status::Fail,
             "round trip",
-            format!("read {reg:#x} on cpu {cpu} through likwid-accessD (pid {pid}): {}", SessionError::Client(e)),
+            format!("read {reg:#x} on cpu {cpu} through likwid-accessD (pid {pid}): {e}"),
         ),
     }
 }

@@ -10,8 +10,7 @@ mod read;
 mod sim;
 mod write;
 
-use crate::client::sessions::{Session, SessionError};
-use crate::client::ClientError;
+use crate::client::sessions::Session;
 use crate::error::AccessError;
 use std::process::ExitCode;
 
@@ -22,8 +21,6 @@ pub enum Failure {
     Usage(String),
     /// The command ran and failed (exit 1).
     Failed(String),
-    /// Failed, and the one line saying why is already on stderr (exit 1).
-    Reported,
 }
 
 struct Command {
@@ -84,7 +81,6 @@ pub fn main() -> ExitCode {
             eprintln!("likwid-access: {why}");
             ExitCode::FAILURE
         }
-        Err(Failure::Reported) => ExitCode::FAILURE,
     }
 }
 
@@ -218,13 +214,9 @@ fn selected_cpus(session: &Session, wanted: Option<&[u32]>) -> Result<Vec<u32>, 
     Ok(cpus.to_vec())
 }
 
-/// An access error as the tool's one line (`what` says which access), unless the client
-/// already printed it (a lost daemon connection).
-fn access_failure(what: &str, e: ClientError) -> Failure {
-    match e {
-        ClientError::Access(AccessError::Channel(_)) => Failure::Reported,
-        e => Failure::Failed(format!("{what}: {}", SessionError::Client(e))),
-    }
+/// An access error as the tool's one line (`what` says which access).
+fn access_failure(what: &str, e: AccessError) -> Failure {
+    Failure::Failed(format!("{what}: {e}"))
 }
 
 #[cfg(test)]
