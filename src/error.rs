@@ -38,6 +38,8 @@ pub enum AccessError {
     BadMode(i32),
     /// A NULL pointer where the caller must pass memory.
     NullPointer,
+    /// A batch operation that is neither a read nor a write (its code as the caller gave it).
+    BadOperation(u32),
 }
 
 impl AccessError {
@@ -57,7 +59,8 @@ impl AccessError {
             | AccessError::TooBig(_)
             | AccessError::NoSession(_)
             | AccessError::BadMode(_)
-            | AccessError::NullPointer => wire::ERR_UNKNOWN,
+            | AccessError::NullPointer
+            | AccessError::BadOperation(_) => wire::ERR_UNKNOWN,
         }
     }
 
@@ -94,6 +97,7 @@ impl AccessError {
             AccessError::NoSession(_) => libc::EBADF,
             AccessError::BadMode(_) => libc::EINVAL,
             AccessError::NullPointer => libc::EFAULT,
+            AccessError::BadOperation(_) => libc::EINVAL,
         }
     }
 }
@@ -125,6 +129,7 @@ impl fmt::Display for AccessError {
             }
             AccessError::BadMode(mode) => write!(f, "access mode {mode} is neither direct (0) nor daemon (1)"),
             AccessError::NullPointer => write!(f, "NULL pointer"),
+            AccessError::BadOperation(op) => write!(f, "batch operation {op} is neither a read (0) nor a write (1)"),
         }
     }
 }

@@ -9,6 +9,29 @@ pub const RECORD_LEN: usize = 32;
 /// `device` value of the MSR device in every PciDeviceIndex numbering.
 pub const MSR_DEV: i32 = 0;
 
+/// A hardware thread: LIKWID's `cpu_id`, Linux's CPU number (`/dev/cpu/N/msr`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HwThread(pub u32);
+
+/// A socket (package): `physical id` in /proc/cpuinfo. A record for a PCI uncore device
+/// carries the socket in its `cpu` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Socket(pub u32);
+
+/// LIKWID's `PciDeviceIndex`: `MSR` for a hardware thread's MSRs, any other value an uncore
+/// device of its socket in some numbering. Any i32 a caller passes, unchecked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DeviceIndex(pub i32);
+
+impl DeviceIndex {
+    /// The MSRs of a hardware thread.
+    pub const MSR: DeviceIndex = DeviceIndex(MSR_DEV);
+
+    pub fn is_msr(self) -> bool {
+        self == DeviceIndex::MSR
+    }
+}
+
 /// Request types (LIKWID 5 `AccessType`).
 pub const TYPE_READ: i32 = 0;
 pub const TYPE_WRITE: i32 = 1;
@@ -156,16 +179,16 @@ pub fn decode_records(bytes: &[u8]) -> Vec<Record> {
 }
 
 /// (hardware thread, socket) pairs as a greeting payload.
-pub fn encode_cpu_list(cpus: &[(u32, u32)]) -> Vec<u8> {
-    cpus.iter().flat_map(|(c, s)| c.to_ne_bytes().into_iter().chain(s.to_ne_bytes())).collect()
+pub fn encode_cpu_list(cpus: &[(HwThread, Socket)]) -> Vec<u8> {
+    cpus.iter().flat_map(|(c, s)| c.0.to_ne_bytes().into_iter().chain(s.0.to_ne_bytes())).collect()
 }
 
-pub fn decode_cpu_list(payload: &[u8]) -> Option<Vec<(u32, u32)>> {
+pub fn decode_cpu_list(payload: &[u8]) -> Option<Vec<(HwThread, Socket)>> {
     if payload.len() % 8 != 0 {
         return None;
     }
     let word = |b: &[u8]| u32::from_ne_bytes(b.try_into().unwrap());
-    Some(payload.chunks_exact(8).map(|c| (word(&c[..4]), word(&c[4..]))).collect())
+    Some(payload.chunks_exact(8).map(|c| (HwThread(word(&c[..4])), Socket(word(&c[4..])))).collect())
 }
 
 #[cfg(test)]
@@ -205,7 +228,7 @@ mod tests {
 
     #[test]
     fn cpu_list_round_trips_and_rejects_ragged_payload() {
-        let cpus = [(0, 0), (3, 0), (7, 1), (255, 1)];
+        let cpus = [(0, 0), (3, 0), (7, 1), (255, 1)].map(|(t, s)| (HwThread(t), Socket(s)));
         assert_eq!(decode_cpu_list(&encode_cpu_list(&cpus)).unwrap(), cpus);
         assert_eq!(decode_cpu_list(&[1, 2, 3, 4]), None);
     }

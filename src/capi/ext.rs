@@ -3,6 +3,8 @@
 use super::{fail, guard, PciDeviceIndex};
 use crate::client::{self, BatchOp};
 use crate::engine::Op;
+use crate::error::AccessError;
+use crate::wire::{DeviceIndex, HwThread};
 
 /// `HPMBatchOp.op`: read the register into `data`.
 pub const HPM_BATCH_READ: u32 = 0;
@@ -52,40 +54,35 @@ pub unsafe extern "C" fn HPMbatch(ops: *mut HPMBatchOp, count: u32) -> i32 {
         }
         // SAFETY: non-NULL, and the caller promises `count` valid, writable elements.
         let ops = unsafe { std::slice::from_raw_parts_mut(ops, count as usize) };
-        let parsed: Vec<Option<BatchOp>> = ops
+        let parsed: Vec<Result<BatchOp, AccessError>> = ops
             .iter()
             .map(|o| {
                 let op = match o.op {
                     HPM_BATCH_READ => Op::Read,
                     HPM_BATCH_WRITE => Op::Write(o.data),
-                    _ => return None,
+                    other => return Err(AccessError::BadOperation(other)),
                 };
-                Some(BatchOp { cpu: o.cpu, device: o.dev, reg: o.reg, op })
+                Ok(BatchOp { thread: HwThread(o.cpu), device: DeviceIndex(o.dev), reg: o.reg, op })
             })
             .collect();
-        let valid: Vec<BatchOp> = parsed.iter().flatten().copied().collect();
-        let mut results = match client::batch(&valid) {
-            Ok(results) => results.into_iter(),
+        let results = match client::batch(&parsed) {
+            Ok(results) => results,
             Err(e) => return fail(&e),
         };
         let mut failed = 0;
-        for (o, parsed) in ops.iter_mut().zip(&parsed) {
-            let result = match parsed {
-                None => Err(-libc::EINVAL),
-                Some(_) => results.next().expect("one result per valid operation").map_err(|e| fail(&e)),
-            };
-            match result {
+        for (o, result) in ops.iter_mut().zip(results) {
+            o.result = match result {
                 Ok(value) => {
                     if o.op == HPM_BATCH_READ {
                         o.data = value;
                     }
-                    o.result = 0;
+                    0
                 }
-                Err(errno) => {
-                    o.result = errno;
+                Err(e) => {
                     failed += 1;
+                    fail(&e)
                 }
-            }
+            };
         }
         failed
     })

@@ -8,7 +8,7 @@ use crate::client::sessions;
 use crate::client::{self, Mode};
 use crate::engine::Op;
 use crate::error::AccessError;
-use crate::wire;
+use crate::wire::{self, DeviceIndex};
 use nix::errno::Errno;
 use std::ffi::c_int;
 
@@ -35,7 +35,7 @@ fn with_errno<T: Copy>(failed: T, body: impl FnOnce() -> Result<T, AccessError>)
 }
 
 fn msr(fd: c_int, cpu: c_int, reg: u32, op: Op) -> Result<u64, AccessError> {
-    sessions::access(fd, cpu, wire::MSR_DEV, reg, op)
+    sessions::access(fd, cpu, DeviceIndex::MSR, reg, op)
 }
 
 /// One PCI uncore access of LIKWID 3's 32-bit pci_* functions: `index` is a PciDeviceIndex of
@@ -44,7 +44,7 @@ fn pci(fd: c_int, cpu: c_int, index: PciDeviceIndex, reg: u32, op: Op) -> Result
     if index == wire::MSR_DEV {
         return Err(AccessError::BadDevice);
     }
-    sessions::access(fd, cpu, index, reg, op).map(|v| v as u32)
+    sessions::access(fd, cpu, DeviceIndex(index), reg, op).map(|v| v as u32)
 }
 
 /// Selects how later accessClient_init/msr_read reach the registers: DAEMON_AM_ACCESS_D

@@ -6,6 +6,7 @@
 
 use crate::client::{self, Mode};
 use crate::error::AccessError;
+use crate::wire::{DeviceIndex, HwThread};
 use last_error::{fail, record, remember};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -66,7 +67,7 @@ pub extern "C" fn HPMinitialized() -> i32 {
 /// says why.
 #[no_mangle]
 pub extern "C" fn HPMaddThread(cpu_id: u32) -> i32 {
-    guard(-libc::EFAULT, || status(client::add_thread(cpu_id)))
+    guard(-libc::EFAULT, || status(client::add_thread(HwThread(cpu_id))))
 }
 
 /// Ends the session: the daemon gets EXIT and is reaped. Registers keep their values.
@@ -87,7 +88,7 @@ pub unsafe extern "C" fn HPMread(cpu_id: u32, dev: PciDeviceIndex, reg: u32, dat
         if data.is_null() {
             return -libc::EFAULT;
         }
-        match client::read(cpu_id, dev, reg) {
+        match client::read(HwThread(cpu_id), DeviceIndex(dev), reg) {
             Ok(value) => {
                 // SAFETY: non-NULL, and the caller promises it points to a writable uint64_t.
                 unsafe { data.write(value) };
@@ -102,13 +103,13 @@ pub unsafe extern "C" fn HPMread(cpu_id: u32, dev: PciDeviceIndex, reg: u32, dat
 /// write mask keep their value. Return values as HPMread.
 #[no_mangle]
 pub extern "C" fn HPMwrite(cpu_id: u32, dev: PciDeviceIndex, reg: u32, data: u64) -> i32 {
-    guard(-libc::EFAULT, || status(client::write(cpu_id, dev, reg, data)))
+    guard(-libc::EFAULT, || status(client::write(HwThread(cpu_id), DeviceIndex(dev), reg, data)))
 }
 
 /// 1 when device `dev` on `cpu_id` can be accessed, else 0 (HPMlastError says why).
 #[no_mangle]
 pub extern "C" fn HPMcheck(dev: PciDeviceIndex, cpu_id: u32) -> i32 {
-    guard(0, || match client::check(dev, cpu_id) {
+    guard(0, || match client::check(DeviceIndex(dev), HwThread(cpu_id)) {
         Ok(()) => 1,
         Err(e) => {
             fail(&e);

@@ -4,71 +4,64 @@
 use super::{daemon_access, reply_result, with_state, Backend, State};
 use crate::engine::Op;
 use crate::error::AccessError;
-use crate::wire::{self, Record};
+use crate::wire::{self, DeviceIndex, HwThread, Record};
 
 /// One access of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchOp {
-    pub cpu: u32,
-    pub device: i32,
+    pub thread: HwThread,
+    pub device: DeviceIndex,
     pub reg: u32,
     pub op: Op,
 }
 
 impl BatchOp {
-    fn request(&self) -> Record {
-        match self.op {
-            Op::Read => Record::request(wire::TYPE_READ, self.cpu, self.device, self.reg, 0),
-            Op::Write(v) => Record::request(wire::TYPE_WRITE, self.cpu, self.device, self.reg, v),
-        }
+    /// The request record, addressed to `cpu` (from `Machine::record_cpu`).
+    fn request(&self, cpu: u32) -> Record {
+        let (kind, data) = match self.op {
+            Op::Read => (wire::TYPE_READ, 0),
+            Op::Write(v) => (wire::TYPE_WRITE, v),
+        };
+        Record::request(kind, cpu, self.device.0, self.reg, data)
     }
 }
 
 impl State {
-    fn batch(&mut self, ops: &[BatchOp]) -> Result<Vec<Result<u64, AccessError>>, AccessError> {
-        // The record's cpu: the thread for MSRs, its socket for PCI devices.
-        let mut results: Vec<_> = ops.iter().map(|o| self.address(o.cpu, o.device).map(u64::from)).collect();
-        let pending: Vec<usize> = (0..ops.len()).filter(|i| results[*i].is_ok()).collect();
-        let addressed: Vec<BatchOp> = ops
-            .iter()
-            .zip(&results)
-            .map(|(o, r)| BatchOp { cpu: r.as_ref().map_or(o.cpu, |c| *c as u32), ..*o })
-            .collect();
-        let ops = &addressed[..];
-        if pending.is_empty() {
-            return Ok(results);
+    /// The accesses that passed the client's checks, as (record cpu, operation), in order:
+    /// one result each.
+    fn run(&mut self, todo: &[(u32, BatchOp)]) -> Result<Vec<Result<u64, AccessError>>, AccessError> {
+        if todo.is_empty() {
+            return Ok(Vec::new());
         }
         self.start()?;
-        match self.backend.as_mut().expect("started") {
+        Ok(match self.backend.as_mut().expect("started") {
             Backend::Direct(engine) => {
-                for &i in &pending {
-                    let o = &ops[i];
-                    results[i] = engine.execute(o.cpu, o.device, o.reg, o.op);
-                }
+                todo.iter().map(|(cpu, o)| engine.execute(*cpu, o.device.0, o.reg, o.op)).collect()
             }
             Backend::Daemon(conn) if conn.batches() => {
-                let requests: Vec<Record> = pending.iter().map(|&i| ops[i].request()).collect();
-                let replies = conn.batch(&requests)?;
-                for (&i, reply) in pending.iter().zip(&replies) {
-                    results[i] = reply_result(reply);
-                }
+                let requests: Vec<Record> = todo.iter().map(|(cpu, o)| o.request(*cpu)).collect();
+                conn.batch(&requests)?.iter().map(reply_result).collect()
             }
             Backend::Daemon(conn) => {
-                for &i in &pending {
-                    let o = &ops[i];
-                    results[i] = daemon_access(conn, o.cpu, o.device, o.reg, o.op);
-                }
+                todo.iter().map(|(cpu, o)| daemon_access(conn, *cpu, o.device, o.reg, o.op)).collect()
             }
-        }
-        Ok(results)
+        })
     }
 }
 
-/// Executes `ops` in order; the outer error is for the batch as a whole (too large, daemon
+/// Executes `ops` in order; an operation that is already an error (the caller could not make
+/// one of it) keeps that error. The outer error is for the batch as a whole (too large, daemon
 /// gone), the inner ones per operation, as HPMread/HPMwrite would return them.
-pub fn batch(ops: &[BatchOp]) -> Result<Vec<Result<u64, AccessError>>, AccessError> {
+pub fn batch(ops: &[Result<BatchOp, AccessError>]) -> Result<Vec<Result<u64, AccessError>>, AccessError> {
     if ops.len() > wire::MAX_BATCH as usize {
         return Err(AccessError::TooBig(ops.len()));
     }
-    with_state(|s| s.batch(ops))
+    with_state(|s| {
+        // Each operation's record cpu, or why it has none (checked as HPMread checks).
+        let addressed: Vec<Result<(u32, BatchOp), AccessError>> =
+            ops.iter().map(|o| o.clone().and_then(|o| s.address(o.thread, o.device).map(|cpu| (cpu, o)))).collect();
+        let todo: Vec<(u32, BatchOp)> = addressed.iter().filter_map(|a| a.as_ref().ok().copied()).collect();
+        let mut done = s.run(&todo)?.into_iter();
+        Ok(addressed.into_iter().map(|a| a.and_then(|_| done.next().expect("one result per access"))).collect())
+    })
 }

@@ -1,6 +1,7 @@
 //! One connection to a daemon we launched: request/reply with bounded waits and no SIGPIPE.
 
 use super::handshake::{handshake, Flavor};
+use super::machine::Machine;
 use crate::error::{AccessError, StartError};
 use crate::wire::{self, Record, RECORD_LEN};
 use nix::sys::socket::{getsockopt, send, sockopt, MsgFlags};
@@ -49,11 +50,7 @@ pub(super) fn describe(e: &io::Error) -> String {
 impl Connection {
     /// Takes a freshly spawned daemon through the start-up handshake: its CPU list, or why
     /// it cannot serve (the daemon is reaped then).
-    pub fn establish(
-        ours: UnixStream,
-        mut child: Child,
-        secure: bool,
-    ) -> Result<(Connection, Vec<(u32, u32)>), StartError> {
+    pub fn establish(ours: UnixStream, mut child: Child, secure: bool) -> Result<(Connection, Machine), StartError> {
         match handshake(ours, &mut child, secure) {
             Ok((stream, cpus, flavor)) => {
                 let _ = stream.set_read_timeout(Some(REPLY_TIMEOUT));

@@ -2,11 +2,12 @@
 //! `likwid-accessD` ignores the socketpair and binds `/tmp/likwid-<pid>` instead; then we speak
 //! plain LIKWID 5 to it, after making sure the socket really is the one our child made.
 
+use super::machine::Machine;
 use crate::device::list_cpus;
 use crate::error::StartError;
 use crate::policy::sockets_of;
 use crate::root::Root;
-use crate::wire::{self, Record, RECORD_LEN};
+use crate::wire::{self, HwThread, Record, Socket, RECORD_LEN};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{getsockopt, recv, sockopt, MsgFlags};
 use std::io::Read;
@@ -23,7 +24,7 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 const POLL_STEP_MS: u16 = 3;
 
 /// A started daemon: the channel, its (hardware thread, socket) list, and its kind.
-pub type Established = (UnixStream, Vec<(u32, u32)>, Flavor);
+pub type Established = (UnixStream, Machine, Flavor);
 
 /// What kind of daemon answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +73,7 @@ pub fn handshake(ours: UnixStream, child: &mut Child, secure: bool) -> Result<Es
             let root = Root::from_env(secure);
             let cpuinfo = std::fs::read_to_string(root.cpuinfo()).unwrap_or_default();
             let cpus = sockets_of(&cpuinfo, &list_cpus(&root)?);
-            return Ok((stream, cpus, Flavor::Likwid));
+            return Ok((stream, Machine::from_raw(&cpus), Flavor::Likwid));
         }
         // LIKWID's daemon detaches: its first process exits 0 and a child binds the socket.
         if let Ok(Some(status)) = child.try_wait() {
@@ -104,7 +105,7 @@ fn pending(ours: &UnixStream) -> Option<bool> {
 
 fn greeted(ours: UnixStream) -> Result<Established, StartError> {
     let (cpus, capabilities) = read_greeting(&ours)?;
-    Ok((ours, cpus, Flavor::Ours { capabilities }))
+    Ok((ours, Machine::new(cpus), Flavor::Ours { capabilities }))
 }
 
 fn impostor(path: &Path, why: String) -> StartError {
@@ -148,7 +149,7 @@ fn connect_likwid(path: &Path, deadline: Instant) -> Result<UnixStream, StartErr
 
 /// Our daemon's greeting: its CPU list and capabilities, or the errno and one line saying why
 /// it cannot serve.
-pub(crate) fn read_greeting(stream: &UnixStream) -> Result<(Vec<(u32, u32)>, u64), StartError> {
+pub(crate) fn read_greeting(stream: &UnixStream) -> Result<(Vec<(HwThread, Socket)>, u64), StartError> {
     let describe = |e: std::io::Error| start_failed(super::conn::describe(&e));
     stream.set_read_timeout(Some(START_TIMEOUT)).map_err(describe)?;
     let mut buf = [0u8; RECORD_LEN];

@@ -1,6 +1,7 @@
 //! Finding and starting our daemon on a private socketpair (no guessable path in /tmp).
 
 use super::conn::Connection;
+use super::machine::Machine;
 use crate::daemon::{CHANNEL_ARG, DEBUG_ENV, NUMBERING_ARG, TRACE_ENV, WORKERS_ENV};
 use crate::error::StartError;
 use crate::root::ROOT_ENV;
@@ -23,7 +24,7 @@ pub fn daemon_path(secure_exec: bool) -> PathBuf {
 
 /// Starts the daemon with the channel on its stdin and an environment holding only what it
 /// may honour (it ignores even that under secure-exec). Returns the connection and the CPUs.
-pub fn launch(secure_exec: bool) -> Result<(Connection, Vec<(u32, u32)>), StartError> {
+pub fn launch(secure_exec: bool) -> Result<(Connection, Machine), StartError> {
     let path = daemon_path(secure_exec);
     // Checked up front: some spawn paths (posix_spawn under valgrind) report a missing
     // program only as exit status 127, which would read as a broken daemon.

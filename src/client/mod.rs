@@ -6,6 +6,7 @@ mod batch;
 mod conn;
 mod handshake;
 mod launch;
+mod machine;
 pub mod sessions;
 mod turnstile;
 
@@ -21,8 +22,9 @@ use crate::engine::{Engine, Op};
 use crate::error::AccessError;
 use crate::root::Root;
 use crate::sys;
-use crate::wire::{self, Record};
+use crate::wire::{self, DeviceIndex, HwThread, Record};
 use conn::Connection;
+use machine::Machine;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::sync::{Mutex, MutexGuard, Once};
@@ -43,10 +45,9 @@ enum Backend {
 struct State {
     mode: Mode,
     initialized: bool,
-    added: BTreeSet<u32>,
-    /// The machine's CPU ids, learnt from the daemon or the device tree.
-    /// (hardware thread, socket) of the machine's CPUs, sorted.
-    cpus: Vec<(u32, u32)>,
+    added: BTreeSet<HwThread>,
+    /// The machine's CPUs, learnt from the daemon or the device tree.
+    machine: Machine,
     backend: Option<Backend>,
     /// The process that started `backend`; a forked child must not use it.
     owner_pid: u32,
@@ -58,7 +59,7 @@ impl State {
             mode: Mode::Daemon,
             initialized: false,
             added: BTreeSet::new(),
-            cpus: Vec::new(),
+            machine: Machine::EMPTY,
             backend: None,
             owner_pid: 0,
         }
@@ -86,69 +87,44 @@ impl State {
             return Ok(());
         }
         let secure = sys::secure_exec();
-        let (backend, cpus) = match self.mode {
+        let (backend, machine) = match self.mode {
             Mode::Daemon => {
                 let (conn, cpus) = launch::launch(secure)?;
                 (Backend::Daemon(conn), cpus)
             }
             Mode::Direct => {
                 let engine = Engine::open(&Root::from_env(secure), nix::unistd::getuid().as_raw(), PCI_NUMBERING)?;
-                let cpus = engine.sockets().to_vec();
-                (Backend::Direct(engine), cpus)
+                let machine = Machine::from_raw(engine.sockets());
+                (Backend::Direct(engine), machine)
             }
         };
         self.backend = Some(backend);
-        self.cpus = cpus;
+        self.machine = machine;
         self.owner_pid = std::process::id();
         Ok(())
     }
 
-    /// The socket of `cpu`, when the machine has that CPU.
-    fn socket(&self, cpu: u32) -> Option<u32> {
-        let i = self.cpus.binary_search_by_key(&cpu, |(c, _)| *c).ok()?;
-        Some(self.cpus[i].1)
+    /// The record's `cpu` for an HPM access: `device` on an added `thread`.
+    fn address(&self, thread: HwThread, device: DeviceIndex) -> Result<u32, AccessError> {
+        self.machine.record_cpu(thread, device, Some(&self.added))
     }
 
-    fn cpu_slot(&self, cpu: u32) -> Result<(), AccessError> {
-        if !self.added.contains(&cpu) {
-            return Err(if self.backend.is_some() && self.socket(cpu).is_none() {
-                AccessError::OutOfRange
-            } else {
-                AccessError::NotAdded
-            });
-        }
-        Ok(())
-    }
-
-    /// Where an access to `device` on hardware thread `cpu` goes: the record's `cpu`, which
-    /// is the thread for MSRs and its socket for PCI uncore devices (as LIKWID's client does).
-    fn address(&self, cpu: u32, device: i32) -> Result<u32, AccessError> {
-        if device != wire::MSR_DEV && PCI_NUMBERING.name(device).is_none() {
-            return Err(AccessError::BadDevice);
-        }
-        self.cpu_slot(cpu)?;
-        match device {
-            wire::MSR_DEV => Ok(cpu),
-            _ => self.socket(cpu).ok_or(AccessError::OutOfRange),
-        }
-    }
-
-    fn execute(&mut self, cpu: u32, device: i32, reg: u32, op: Op) -> Result<u64, AccessError> {
-        let cpu = self.address(cpu, device)?;
+    fn execute(&mut self, thread: HwThread, device: DeviceIndex, reg: u32, op: Op) -> Result<u64, AccessError> {
+        let cpu = self.address(thread, device)?;
         self.start()?;
         match self.backend.as_mut().expect("started") {
-            Backend::Direct(engine) => engine.execute(cpu, device, reg, op),
+            Backend::Direct(engine) => engine.execute(cpu, device.0, reg, op),
             Backend::Daemon(conn) => daemon_access(conn, cpu, device, reg, op),
         }
     }
 }
 
-/// One access through a daemon connection: the request record, the round trip, the reply
-/// code mapped back to an error.
+/// One access through a daemon connection: the request record (`cpu` from
+/// `Machine::record_cpu`), the round trip, the reply code mapped back to an error.
 pub(crate) fn daemon_access(
     conn: &mut Connection,
     cpu: u32,
-    device: i32,
+    device: DeviceIndex,
     reg: u32,
     op: Op,
 ) -> Result<u64, AccessError> {
@@ -156,13 +132,13 @@ pub(crate) fn daemon_access(
         Op::Read => (wire::TYPE_READ, 0),
         Op::Write(v) => (wire::TYPE_WRITE, v),
     };
-    let reply = conn.round_trip(&Record::request(kind, cpu, device, reg, data))?;
+    let reply = conn.round_trip(&Record::request(kind, cpu, device.0, reg, data))?;
     reply_result(&reply)
 }
 
 /// LIKWID's CHECK through a daemon connection: Ok when the daemon can use `device` on `cpu`.
-pub(crate) fn daemon_check(conn: &mut Connection, cpu: u32, device: i32) -> Result<(), AccessError> {
-    reply_result(&conn.round_trip(&Record::request(wire::TYPE_CHECK, cpu, device, 0, 0))?).map(|_| ())
+pub(crate) fn daemon_check(conn: &mut Connection, cpu: u32, device: DeviceIndex) -> Result<(), AccessError> {
+    reply_result(&conn.round_trip(&Record::request(wire::TYPE_CHECK, cpu, device.0, 0, 0))?).map(|_| ())
 }
 
 /// A reply record as the value read, or the error its code stands for.
@@ -243,14 +219,14 @@ pub fn initialized() -> bool {
 }
 
 /// Adds a CPU; the first one starts the backend.
-pub fn add_thread(cpu: u32) -> Result<(), AccessError> {
+pub fn add_thread(thread: HwThread) -> Result<(), AccessError> {
     with_state(|s| {
         s.initialized = true;
         s.start()?;
-        if s.socket(cpu).is_none() {
+        if !s.machine.has(thread) {
             return Err(AccessError::OutOfRange);
         }
-        s.added.insert(cpu);
+        s.added.insert(thread);
         Ok(())
     })
 }
@@ -259,33 +235,27 @@ pub fn finalize() {
     with_state(|s| {
         s.shut_down();
         s.added.clear();
-        s.cpus.clear();
+        s.machine = Machine::EMPTY;
         s.initialized = false;
     });
 }
 
-pub fn read(cpu: u32, device: i32, reg: u32) -> Result<u64, AccessError> {
-    with_state(|s| s.execute(cpu, device, reg, Op::Read))
+pub fn read(thread: HwThread, device: DeviceIndex, reg: u32) -> Result<u64, AccessError> {
+    with_state(|s| s.execute(thread, device, reg, Op::Read))
 }
 
-pub fn write(cpu: u32, device: i32, reg: u32, value: u64) -> Result<(), AccessError> {
-    with_state(|s| s.execute(cpu, device, reg, Op::Write(value)).map(|_| ()))
+pub fn write(thread: HwThread, device: DeviceIndex, reg: u32, value: u64) -> Result<(), AccessError> {
+    with_state(|s| s.execute(thread, device, reg, Op::Write(value)).map(|_| ()))
 }
 
 /// Whether `device` on `cpu` is usable (LIKWID's HPMcheck); for a PCI device, whether the
 /// socket of `cpu` has it.
-pub fn check(device: i32, cpu: u32) -> Result<(), AccessError> {
+pub fn check(device: DeviceIndex, thread: HwThread) -> Result<(), AccessError> {
     with_state(|s| {
         s.start()?;
-        let target = match (device, s.socket(cpu)) {
-            (_, None) => return Err(AccessError::OutOfRange),
-            (wire::MSR_DEV, Some(_)) => cpu,
-            (_, Some(_)) if PCI_NUMBERING.name(device).is_none() => return Err(AccessError::BadDevice),
-            (_, Some(socket)) => socket,
-        };
-        let cpu = target;
+        let cpu = s.machine.record_cpu(thread, device, None)?;
         match s.backend.as_mut().expect("started") {
-            Backend::Direct(engine) => engine.check(cpu, device),
+            Backend::Direct(engine) => engine.check(cpu, device.0),
             Backend::Daemon(conn) => daemon_check(conn, cpu, device),
         }
     })

@@ -4,12 +4,13 @@
 //! The descriptor `-1` names the process-wide session the HPM functions use.
 
 use super::conn::Connection;
+use super::machine::{self, Machine};
 use super::turnstile::Turnstile;
 use super::{daemon_access, daemon_check, launch};
 use crate::engine::Op;
 use crate::error::{AccessError, StartError};
 use crate::sys;
-use crate::wire;
+use crate::wire::{DeviceIndex, HwThread};
 use std::collections::BTreeMap;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -18,47 +19,37 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// The descriptor that names the process-wide session (LIKWID 3's "no socket").
 pub const PROCESS_SESSION: i32 = -1;
 
-/// One daemon of our own, with the machine's (hardware thread, socket) list from its greeting.
+/// One daemon of our own, with the machine its greeting described.
 pub struct Session {
     conn: Connection,
-    cpus: Vec<(u32, u32)>,
+    machine: Machine,
 }
 
 impl Session {
     /// Launches a daemon for this session. Prints nothing: callers decide how to report.
     pub fn start() -> Result<Session, StartError> {
-        let (conn, cpus) = launch::launch(sys::secure_exec())?;
-        Ok(Session { conn, cpus })
+        let (conn, machine) = launch::launch(sys::secure_exec())?;
+        Ok(Session { conn, machine })
     }
 
-    pub fn cpus(&self) -> Vec<u32> {
-        self.cpus.iter().map(|(cpu, _)| *cpu).collect()
+    /// The machine's hardware threads, in order.
+    pub fn threads(&self) -> Vec<HwThread> {
+        self.machine.threads().collect()
     }
 
     pub fn pid(&self) -> u32 {
         self.conn.pid()
     }
 
-    /// The record's `cpu` for `device` on hardware thread `cpu`: the thread for MSRs, its
-    /// socket for PCI uncore devices (as the HPM functions address them).
-    fn cpu(&self, cpu: u32, device: i32) -> Result<u32, AccessError> {
-        let i = self.cpus.binary_search_by_key(&cpu, |(c, _)| *c).map_err(|_| AccessError::OutOfRange)?;
-        match device {
-            wire::MSR_DEV => Ok(cpu),
-            d if super::PCI_NUMBERING.name(d).is_some() => Ok(self.cpus[i].1),
-            _ => Err(AccessError::BadDevice),
-        }
-    }
-
-    /// One read or write, checked as the HPM functions check it.
-    pub fn access(&mut self, cpu: u32, device: i32, reg: u32, op: Op) -> Result<u64, AccessError> {
-        let cpu = self.cpu(cpu, device)?;
+    /// One read or write, addressed as the HPM functions address it.
+    pub fn access(&mut self, thread: HwThread, device: DeviceIndex, reg: u32, op: Op) -> Result<u64, AccessError> {
+        let cpu = self.machine.record_cpu(thread, device, None)?;
         daemon_access(&mut self.conn, cpu, device, reg, op)
     }
 
-    /// LIKWID's CHECK: Ok when the daemon can use `device` on `cpu`.
-    pub fn check(&mut self, cpu: u32, device: i32) -> Result<(), AccessError> {
-        let cpu = self.cpu(cpu, device)?;
+    /// LIKWID's CHECK: Ok when the daemon can use `device` on `thread`.
+    pub fn check(&mut self, thread: HwThread, device: DeviceIndex) -> Result<(), AccessError> {
+        let cpu = self.machine.record_cpu(thread, device, None)?;
         daemon_check(&mut self.conn, cpu, device)
     }
 
@@ -127,13 +118,16 @@ pub fn close(fd: i32) -> Result<(), AccessError> {
 
 /// One access through session `fd`; `PROCESS_SESSION` goes through the HPM functions' state
 /// (adding the cpu on first use).
-pub fn access(fd: i32, cpu: i32, device: i32, reg: u32, op: Op) -> Result<u64, AccessError> {
-    let cpu = u32::try_from(cpu).map_err(|_| AccessError::OutOfRange)?;
+pub fn access(fd: i32, cpu: i32, device: DeviceIndex, reg: u32, op: Op) -> Result<u64, AccessError> {
+    // The device first, as `Machine::record_cpu` orders its checks (LIKWID's order): a bad
+    // device with a bad cpu is EFAULT here too, not the ERANGE of a negative cpu.
+    machine::served(device)?;
+    let thread = HwThread(u32::try_from(cpu).map_err(|_| AccessError::OutOfRange)?);
     if fd == PROCESS_SESSION {
-        super::add_thread(cpu)?;
+        super::add_thread(thread)?;
         return Ok(match op {
-            Op::Read => super::read(cpu, device, reg)?,
-            Op::Write(v) => super::write(cpu, device, reg, v).map(|()| 0)?,
+            Op::Read => super::read(thread, device, reg)?,
+            Op::Write(v) => super::write(thread, device, reg, v).map(|()| 0)?,
         });
     }
     let entry = table().get(&fd).cloned().ok_or(AccessError::NoSession(fd))?;
@@ -145,7 +139,7 @@ pub fn access(fd: i32, cpu: i32, device: i32, reg: u32, op: Op) -> Result<u64, A
     let _turn = entry.gate.turn();
     let mut guard = lock(&entry);
     let session = guard.as_mut().ok_or(AccessError::NoSession(fd))?;
-    session.access(cpu, device, reg, op)
+    session.access(thread, device, reg, op)
 }
 
 /// Makes `fd` the session of `msr_read`/`msr_write` (LIKWID 3's `msr_init`).

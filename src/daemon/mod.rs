@@ -179,7 +179,10 @@ fn private_channel() -> Result<UnixStream, StartError> {
 
 fn send_greeting(stream: &mut UnixStream, result: &Result<Engine, StartError>) -> std::io::Result<()> {
     let (errno, payload) = match result {
-        Ok(engine) => (0, wire::encode_cpu_list(engine.sockets())),
+        Ok(engine) => {
+            let cpus: Vec<_> = engine.sockets().iter().map(|&(t, s)| (wire::HwThread(t), wire::Socket(s))).collect();
+            (0, wire::encode_cpu_list(&cpus))
+        }
         Err(e) => (e.errno, e.message.clone().into_bytes()),
     };
     let mut frame = wire::greeting(errno, payload.len()).encode().to_vec();

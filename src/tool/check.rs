@@ -1,8 +1,10 @@
 //! `likwid-access check`: whether the daemon can use each CPU's registers (LIKWID's CHECK).
 
-use super::{access_failure, cpu_option, format_cpu_list, parse_args, selected_cpus, start_session, Failure};
+use super::{
+    access_failure, cpu_option, format_cpu_list, parse_args, selected_cpus, start_session, thread_numbers, Failure,
+};
 use crate::error::AccessError;
-use crate::wire::MSR_DEV;
+use crate::wire::{DeviceIndex, HwThread};
 
 pub const HELP: &str = "usage: likwid-access check [--cpu LIST]\n\
 \n\
@@ -24,11 +26,11 @@ pub fn run(args: &[String]) -> Result<(), Failure> {
             "likwid-accessD {} (pid {}) serves CPUs {}",
             path.display(),
             session.pid(),
-            format_cpu_list(&session.cpus())
+            format_cpu_list(&thread_numbers(&session))
         );
         let mut unusable = 0;
         for cpu in cpus {
-            match session.check(cpu, MSR_DEV) {
+            match session.check(HwThread(cpu), DeviceIndex::MSR) {
                 Ok(()) => println!("cpu {cpu}: usable"),
                 Err(e @ AccessError::Channel(_)) => return Err(access_failure(&format!("check cpu {cpu}"), e)),
                 Err(e) => {

@@ -8,7 +8,7 @@ use crate::client::{daemon_path, DAEMON_ENV};
 use crate::engine::{policy_for, Op};
 use crate::policy::{parse_cpuinfo, Policy, CPU_MODELS};
 use crate::root::Root;
-use crate::wire::MSR_DEV;
+use crate::wire::{DeviceIndex, HwThread};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -441,9 +441,9 @@ fn round_trip(policy: Option<&Policy>) -> Finding {
         Some(p) if !p.may_read(TSC) => p.rules().first().map_or(TSC, |r| r.first),
         _ => TSC,
     };
-    let cpu = session.cpus().first().copied().unwrap_or(0);
+    let cpu = session.threads().first().map_or(0, |t| t.0);
     let pid = session.pid();
-    let result = session.access(cpu, MSR_DEV, reg, Op::Read);
+    let result = session.access(HwThread(cpu), DeviceIndex::MSR, reg, Op::Read);
     session.close();
     match result {
         Ok(_) => {

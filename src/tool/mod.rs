@@ -190,6 +190,11 @@ fn format_cpu_list(cpus: &[u32]) -> String {
     parts.join(",")
 }
 
+/// The session's hardware threads as the numbers `--cpu` takes.
+fn thread_numbers(session: &Session) -> Vec<u32> {
+    session.threads().iter().map(|t| t.0).collect()
+}
+
 /// A daemon session for read/write/check, with the library's launch and policy.
 fn start_session() -> Result<Session, Failure> {
     Session::start().map_err(|e| Failure::Failed(e.message))
@@ -202,14 +207,12 @@ fn cpu_option(p: &Parsed) -> Result<Option<Vec<u32>>, Failure> {
 
 /// The CPUs from `cpu_option` (default: all), each of which must be on the machine.
 fn selected_cpus(session: &Session, wanted: Option<&[u32]>) -> Result<Vec<u32>, Failure> {
+    let present = thread_numbers(session);
     let Some(cpus) = wanted else {
-        return Ok(session.cpus().to_vec());
+        return Ok(present);
     };
-    if let Some(cpu) = cpus.iter().find(|c| session.cpus().binary_search(c).is_err()) {
-        return Err(Failure::Failed(format!(
-            "cpu {cpu} is not on this machine (CPUs {})",
-            format_cpu_list(&session.cpus())
-        )));
+    if let Some(cpu) = cpus.iter().find(|c| present.binary_search(c).is_err()) {
+        return Err(Failure::Failed(format!("cpu {cpu} is not on this machine (CPUs {})", format_cpu_list(&present))));
     }
     Ok(cpus.to_vec())
 }

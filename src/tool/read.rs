@@ -3,7 +3,7 @@
 
 use super::{access_failure, cpu_option, parse_args, parse_register, selected_cpus, start_session, Failure};
 use crate::engine::Op;
-use crate::wire::MSR_DEV;
+use crate::wire::{DeviceIndex, HwThread};
 
 pub const HELP: &str = "usage: likwid-access read REG [--cpu LIST] [--hex|--dec] [--bits HI:LO]\n\
 \n\
@@ -61,7 +61,7 @@ pub fn run(args: &[String]) -> Result<(), Failure> {
     let result = (|| {
         for cpu in selected_cpus(&session, cpus.as_deref())? {
             let value = session
-                .access(cpu, MSR_DEV, reg, Op::Read)
+                .access(HwThread(cpu), DeviceIndex::MSR, reg, Op::Read)
                 .map_err(|e| access_failure(&format!("read {reg:#x} on cpu {cpu}"), e))?;
             println!("cpu {cpu}: {}", format.render(value));
         }

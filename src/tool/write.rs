@@ -3,7 +3,7 @@
 
 use super::{access_failure, cpu_option, parse_args, parse_register, parse_u64, selected_cpus, start_session, Failure};
 use crate::engine::Op;
-use crate::wire::MSR_DEV;
+use crate::wire::{DeviceIndex, HwThread};
 
 pub const HELP: &str = "usage: likwid-access write REG VALUE [--cpu LIST]\n\
 \n\
@@ -26,8 +26,10 @@ pub fn run(args: &[String]) -> Result<(), Failure> {
     let result = (|| {
         for cpu in selected_cpus(&session, cpus.as_deref())? {
             let what = format!("write {value:#x} to {reg:#x} on cpu {cpu}");
-            session.access(cpu, MSR_DEV, reg, Op::Write(value)).map_err(|e| access_failure(&what, e))?;
-            match session.access(cpu, MSR_DEV, reg, Op::Read) {
+            session
+                .access(HwThread(cpu), DeviceIndex::MSR, reg, Op::Write(value))
+                .map_err(|e| access_failure(&what, e))?;
+            match session.access(HwThread(cpu), DeviceIndex::MSR, reg, Op::Read) {
                 Ok(now) => println!("cpu {cpu}: {reg:#x} <- {value:#x}, now {now:#018x}"),
                 Err(_) => println!("cpu {cpu}: {reg:#x} <- {value:#x}"),
             }
