@@ -32,17 +32,45 @@ impl DeviceIndex {
     }
 }
 
-/// Request types (LIKWID 5 `AccessType`).
-pub const TYPE_READ: i32 = 0;
-pub const TYPE_WRITE: i32 = 1;
-pub const TYPE_CHECK: i32 = 2;
-pub const TYPE_EXIT: i32 = 3;
-/// Our extension: the greeting our daemon sends first on a private channel. Never sent to a
-/// LIKWID client (they connect through `/tmp/likwid-<pid>` and get no greeting).
-pub const TYPE_HELLO: i32 = 0x4C41_0001;
-/// Our extension, private channel only: a header whose `cpu` counts the request records that
-/// follow it. The reply is a header with the same count, then one reply per request, in order.
-pub const TYPE_BATCH: i32 = 0x4C41_0002;
+/// What a record asks for: LIKWID 5's `AccessType` (src/includes/access_client_types.h) and
+/// the two types of our private channel. `code` and `from_code` are the one conversion each
+/// way between it and a record's `type` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Read,
+    Write,
+    Check,
+    Exit,
+    /// Our extension: the greeting our daemon sends first on a private channel (`Greeting`).
+    /// Never sent to a LIKWID client (they connect through `/tmp/likwid-<pid>` and get no
+    /// greeting).
+    Hello,
+    /// Our extension, private channel only: a header whose `cpu` counts the request records
+    /// that follow it. The reply is a header with the same count, then one reply per request,
+    /// in order.
+    Batch,
+}
+
+impl Kind {
+    const ALL: [Kind; 6] = [Kind::Read, Kind::Write, Kind::Check, Kind::Exit, Kind::Hello, Kind::Batch];
+
+    /// The record's `type` value.
+    pub const fn code(self) -> i32 {
+        match self {
+            Kind::Read => 0,
+            Kind::Write => 1,
+            Kind::Check => 2,
+            Kind::Exit => 3,
+            Kind::Hello => 0x4C41_0001,
+            Kind::Batch => 0x4C41_0002,
+        }
+    }
+
+    /// The kind a record's `type` value names, if any.
+    pub fn from_code(code: i32) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.code() == code)
+    }
+}
 
 /// Capability bits in the greeting's `data`.
 pub const CAP_BATCH: u64 = 1;
@@ -117,8 +145,8 @@ impl Record {
     }
 
     /// A request as LIKWID's client builds it: errorcode preset to OPENFAIL (LIKWID 5.2 client).
-    pub fn request(kind: i32, cpu: u32, device: i32, reg: u32, data: u64) -> Record {
-        Record { cpu, reg, data, device, kind, errorcode: ERR_OPENFAIL }
+    pub fn request(kind: Kind, cpu: u32, device: i32, reg: u32, data: u64) -> Record {
+        Record { cpu, reg, data, device, kind: kind.code(), errorcode: ERR_OPENFAIL }
     }
 
     /// The reply to `self`: same addressing, the given data and code.
@@ -127,45 +155,58 @@ impl Record {
     }
 }
 
-/// What a request asks for, once its `type` has been checked.
+/// The greeting our daemon sends on a private channel before anything else, in one record
+/// (type `Kind::Hello`) followed by `payload_len` bytes: the CPUs present as (hardware thread,
+/// socket) u32 pairs when ready, else a one-line UTF-8 reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Read,
-    Write,
-    Check,
-    Exit,
+pub struct Greeting {
+    /// 0: ready; else a positive errno saying why the daemon cannot serve. (The record's
+    /// `errorcode`.)
+    pub errno: i32,
+    /// The length of the payload that follows. (The record's `cpu`.)
+    pub payload_len: u32,
+    /// `PROTOCOL_VERSION` of the sender. (The record's `reg`.)
+    pub version: u32,
+    /// Capability bits (`CAP_*`), none in a refusal. (The record's `data`.)
+    pub capabilities: u64,
 }
 
-impl Kind {
-    pub fn from_wire(kind: i32) -> Option<Kind> {
-        match kind {
-            TYPE_READ => Some(Kind::Read),
-            TYPE_WRITE => Some(Kind::Write),
-            TYPE_CHECK => Some(Kind::Check),
-            TYPE_EXIT => Some(Kind::Exit),
-            _ => None,
+impl Greeting {
+    /// Our greeting: ready (`errno` 0, with every capability) or a refusal.
+    pub fn new(errno: i32, payload_len: usize) -> Greeting {
+        Greeting {
+            errno,
+            payload_len: payload_len as u32,
+            version: PROTOCOL_VERSION,
+            capabilities: if errno == 0 { CAP_BATCH } else { 0 },
         }
     }
-}
 
-/// The greeting our daemon sends on a private channel before anything else: `errorcode` is 0
-/// (ready) or a positive errno saying why it cannot serve; `cpu` is the payload length. The
-/// payload is the CPUs present as (hardware thread, socket) u32 pairs when ready, else a
-/// one-line UTF-8 reason.
-pub fn greeting(errno: i32, payload_len: usize) -> Record {
-    Record {
-        cpu: payload_len as u32,
-        reg: PROTOCOL_VERSION,
-        data: if errno == 0 { CAP_BATCH } else { 0 },
-        device: MSR_DEV,
-        kind: TYPE_HELLO,
-        errorcode: errno,
+    pub fn record(&self) -> Record {
+        Record {
+            cpu: self.payload_len,
+            reg: self.version,
+            data: self.capabilities,
+            device: MSR_DEV,
+            kind: Kind::Hello.code(),
+            errorcode: self.errno,
+        }
+    }
+
+    /// The greeting `record` carries, if it is one (type `Kind::Hello`; any version).
+    pub fn from_record(record: &Record) -> Option<Greeting> {
+        (record.kind == Kind::Hello.code()).then_some(Greeting {
+            errno: record.errorcode,
+            payload_len: record.cpu,
+            version: record.reg,
+            capabilities: record.data,
+        })
     }
 }
 
 /// The header of a batch of `count` records (request or reply).
 pub fn batch_header(count: u32, errorcode: i32) -> Record {
-    Record { cpu: count, reg: 0, data: 0, device: MSR_DEV, kind: TYPE_BATCH, errorcode }
+    Record { cpu: count, reg: 0, data: 0, device: MSR_DEV, kind: Kind::Batch.code(), errorcode }
 }
 
 /// Records back to back, as a batch carries them.
@@ -210,16 +251,29 @@ mod tests {
     }
 
     #[test]
-    fn unknown_type_is_not_a_kind() {
-        assert_eq!(Kind::from_wire(77), None);
-        assert_eq!(Kind::from_wire(TYPE_HELLO), None);
-        assert_eq!(Kind::from_wire(3), Some(Kind::Exit));
+    fn kinds_round_trip_and_unknown_types_are_none() {
+        for kind in Kind::ALL {
+            assert_eq!(Kind::from_code(kind.code()), Some(kind));
+        }
+        assert_eq!(Kind::from_code(77), None);
+        assert_eq!(Kind::from_code(3), Some(Kind::Exit));
+        assert_eq!(Kind::from_code(0x4C41_0001), Some(Kind::Hello));
+    }
+
+    #[test]
+    fn greeting_round_trips_through_its_record() {
+        let g = Greeting::new(0, 24);
+        assert_eq!((g.payload_len, g.version, g.capabilities), (24, PROTOCOL_VERSION, CAP_BATCH));
+        let r = Record::decode(&g.record().encode());
+        assert_eq!(Greeting::from_record(&r), Some(g));
+        assert_eq!(Greeting::new(libc::EACCES, 5).capabilities, 0);
+        assert_eq!(Greeting::from_record(&Record::request(Kind::Read, 0, 0, 0, 0)), None);
     }
 
     #[test]
     fn batch_records_round_trip_in_order() {
         let recs: Vec<Record> =
-            (0..5).map(|i| Record::request(TYPE_READ, i, MSR_DEV, 0x10 + i, u64::from(i))).collect();
+            (0..5).map(|i| Record::request(Kind::Read, i, MSR_DEV, 0x10 + i, u64::from(i))).collect();
         let bytes = encode_records(&recs);
         assert_eq!(bytes.len(), 5 * RECORD_LEN);
         assert_eq!(decode_records(&bytes), recs);

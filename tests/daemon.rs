@@ -37,14 +37,14 @@ fn greeting(s: &mut UnixStream) -> (Record, Vec<u8>) {
     let mut b = [0u8; RECORD_LEN];
     s.read_exact(&mut b).unwrap();
     let hello = Record::decode(&b);
-    assert_eq!(hello.kind, wire::TYPE_HELLO);
+    assert_eq!(hello.kind, wire::Kind::Hello.code());
     let mut payload = vec![0u8; hello.cpu as usize];
     s.read_exact(&mut payload).unwrap();
     (hello, payload)
 }
 
 fn ask(s: &mut UnixStream, kind: i32, cpu: u32, device: i32, reg: u32, data: u64) -> Record {
-    s.write_all(&Record::request(kind, cpu, device, reg, data).encode()).unwrap();
+    s.write_all(&Record { kind, ..Record::request(wire::Kind::Read, cpu, device, reg, data) }.encode()).unwrap();
     let mut b = [0u8; RECORD_LEN];
     s.read_exact(&mut b).unwrap();
     Record::decode(&b)
@@ -59,28 +59,28 @@ fn greeting_lists_non_consecutive_cpus_and_hostile_records_get_errors() {
     let cpus: Vec<(u32, u32)> = wire::decode_cpu_list(&payload).unwrap().iter().map(|(t, s)| (t.0, s.0)).collect();
     assert_eq!(cpus, vec![(0, 0), (4, 0), (9, 0)]);
 
-    let w = ask(&mut s, wire::TYPE_WRITE, 9, 0, CTR0, 0xFFFF_0000_1234);
+    let w = ask(&mut s, wire::Kind::Write.code(), 9, 0, CTR0, 0xFFFF_0000_1234);
     assert_eq!((w.errorcode, w.data), (wire::ERR_NOERROR, 0));
     let cases = [
-        (wire::TYPE_READ, u32::MAX, 0, CTR0, wire::ERR_NODEV),
-        (wire::TYPE_READ, 1, 0, CTR0, wire::ERR_NODEV),
-        (wire::TYPE_READ, 0, -5, CTR0, wire::ERR_NODEV),
-        (wire::TYPE_READ, 0, 100_000, CTR0, wire::ERR_NODEV),
+        (wire::Kind::Read.code(), u32::MAX, 0, CTR0, wire::ERR_NODEV),
+        (wire::Kind::Read.code(), 1, 0, CTR0, wire::ERR_NODEV),
+        (wire::Kind::Read.code(), 0, -5, CTR0, wire::ERR_NODEV),
+        (wire::Kind::Read.code(), 0, 100_000, CTR0, wire::ERR_NODEV),
         (77, 0, 0, CTR0, wire::ERR_UNKNOWN),
-        (wire::TYPE_HELLO, 0, 0, CTR0, wire::ERR_UNKNOWN),
-        (wire::TYPE_WRITE, 0, 0, SYSCFG, wire::ERR_RESTREG),
-        (wire::TYPE_READ, 0, 0, 0xC000_0080, wire::ERR_RESTREG),
-        (wire::TYPE_CHECK, 4, 0, 0, wire::ERR_NOERROR),
-        (wire::TYPE_CHECK, 5, 0, 0, wire::ERR_NODEV),
+        (wire::Kind::Hello.code(), 0, 0, CTR0, wire::ERR_UNKNOWN),
+        (wire::Kind::Write.code(), 0, 0, SYSCFG, wire::ERR_RESTREG),
+        (wire::Kind::Read.code(), 0, 0, 0xC000_0080, wire::ERR_RESTREG),
+        (wire::Kind::Check.code(), 4, 0, 0, wire::ERR_NOERROR),
+        (wire::Kind::Check.code(), 5, 0, 0, wire::ERR_NODEV),
     ];
     for (kind, cpu, device, reg, want) in cases {
         let r = ask(&mut s, kind, cpu, device, reg, 0);
         assert_eq!(r.errorcode, want, "type {kind} cpu {cpu:#x} device {device} reg {reg:#x}");
         assert_eq!((r.cpu, r.reg, r.kind), (cpu, reg, kind), "reply echoes the request");
     }
-    let r = ask(&mut s, wire::TYPE_READ, 9, 0, CTR0, 0);
+    let r = ask(&mut s, wire::Kind::Read.code(), 9, 0, CTR0, 0);
     assert_eq!((r.errorcode, r.data), (wire::ERR_NOERROR, 0xFFFF_0000_1234), "still serving");
-    s.write_all(&Record::request(wire::TYPE_EXIT, 0, 0, 0, 0).encode()).unwrap();
+    s.write_all(&Record::request(wire::Kind::Exit, 0, 0, 0, 0).encode()).unwrap();
     assert!(child.wait().unwrap().success());
     std::fs::remove_dir_all(&root).unwrap();
 }
@@ -104,9 +104,9 @@ fn client_vanishing_mid_session_ends_the_daemon_and_restores_counters_not_settin
     let root = machine("vanish", "skx", &[0, 1]);
     let (mut s, mut child) = spawn(&root);
     greeting(&mut s);
-    let r = ask(&mut s, wire::TYPE_WRITE, 1, 0, 0x1A4, 0xFF);
+    let r = ask(&mut s, wire::Kind::Write.code(), 1, 0, 0x1A4, 0xFF);
     assert_eq!(r.errorcode, wire::ERR_NOERROR, "prefetcher control is writable on SKX");
-    let r = ask(&mut s, wire::TYPE_WRITE, 1, 0, 0xC1, 0x1234);
+    let r = ask(&mut s, wire::Kind::Write.code(), 1, 0, 0xC1, 0x1234);
     assert_eq!(r.errorcode, wire::ERR_NOERROR, "PMC0 is writable on SKX");
     drop(s);
     assert!(child.wait().unwrap().success(), "EOF is a normal end");
@@ -134,14 +134,14 @@ fn greeting_announces_batches_and_an_oversized_batch_ends_the_session() {
     let (mut s, mut child) = spawn(&root);
     let (hello, _) = greeting(&mut s);
     assert_eq!(hello.data & wire::CAP_BATCH, wire::CAP_BATCH);
-    let reqs = [Record::request(wire::TYPE_WRITE, 1, 0, CTR0, 42), Record::request(wire::TYPE_READ, 1, 0, CTR0, 0)];
+    let reqs = [Record::request(wire::Kind::Write, 1, 0, CTR0, 42), Record::request(wire::Kind::Read, 1, 0, CTR0, 0)];
     let mut frame = wire::batch_header(2, 0).encode().to_vec();
     frame.extend_from_slice(&wire::encode_records(&reqs));
     s.write_all(&frame).unwrap();
     let mut b = [0u8; RECORD_LEN * 3];
     s.read_exact(&mut b).unwrap();
     let replies = wire::decode_records(&b);
-    assert_eq!((replies[0].kind, replies[0].cpu), (wire::TYPE_BATCH, 2));
+    assert_eq!((replies[0].kind, replies[0].cpu), (wire::Kind::Batch.code(), 2));
     assert_eq!((replies[2].errorcode, replies[2].data), (wire::ERR_NOERROR, 42));
 
     s.write_all(&wire::batch_header(wire::MAX_BATCH + 1, 0).encode()).unwrap();

@@ -55,7 +55,7 @@ fn finish(s: UnixStream, child: Child) -> String {
 }
 
 fn ask(s: &mut UnixStream, kind: i32, socket: u32, device: i32, reg: u32, data: u64) -> Record {
-    s.write_all(&Record::request(kind, socket, device, reg, data).encode()).unwrap();
+    s.write_all(&Record { kind, ..Record::request(wire::Kind::Read, socket, device, reg, data) }.encode()).unwrap();
     let mut b = [0u8; RECORD_LEN];
     s.read_exact(&mut b).unwrap();
     Record::decode(&b)
@@ -101,7 +101,7 @@ fn pci_config(root: &Path, box_ctl: u64) -> PathBuf {
 fn fake_unc_requests_reach_msr_mmio_and_pci_registers_under_their_masks() {
     let root = machine("reach", "spr");
     let (mut s, child) = spawn(&root, "5.4");
-    let (read, write, check) = (wire::TYPE_READ, wire::TYPE_WRITE, wire::TYPE_CHECK);
+    let (read, write, check) = (wire::Kind::Read.code(), wire::Kind::Write.code(), wire::Kind::Check.code());
 
     // MSR unit: CHA 3 of socket 1 lives in the MSRs of socket 1's first CPU (2).
     let (cha, cha_dev) = unit("spr", 1, "CHA", 3);
@@ -187,9 +187,9 @@ fn a_hostile_table_is_refused_and_only_its_socket_loses_its_units() {
     mem_write(&root, address, w0 & !0xFF00);
     let (mut s, child) = spawn(&root, "5.4");
     let (_, cha_dev) = unit("spr", 0, "CHA", 0);
-    assert_eq!(ask(&mut s, wire::TYPE_CHECK, 0, cha_dev, 0, 0).errorcode, wire::ERR_NOERROR);
-    assert_eq!(ask(&mut s, wire::TYPE_CHECK, 1, cha_dev, 0, 0).errorcode, wire::ERR_NODEV);
-    assert_eq!(ask(&mut s, wire::TYPE_WRITE, 1, cha_dev, fake(FakeReg::Ctrl(0)), 1).errorcode, wire::ERR_NODEV);
+    assert_eq!(ask(&mut s, wire::Kind::Check.code(), 0, cha_dev, 0, 0).errorcode, wire::ERR_NOERROR);
+    assert_eq!(ask(&mut s, wire::Kind::Check.code(), 1, cha_dev, 0, 0).errorcode, wire::ERR_NODEV);
+    assert_eq!(ask(&mut s, wire::Kind::Write.code(), 1, cha_dev, fake(FakeReg::Ctrl(0)), 1).errorcode, wire::ERR_NODEV);
     let log = finish(s, child);
     assert!(log.contains("refused: unit stride 0"), "{log}");
     assert!(log.contains("socket 1 has no uncore units"), "{log}");
@@ -207,8 +207,8 @@ fn a_unit_pointing_at_core_msrs_refuses_the_table() {
     std::fs::OpenOptions::new().write(true).open(root.join("dev/mem")).unwrap().write_all_at(&u.encode(), at).unwrap();
     let (mut s, child) = spawn(&root, "5.4");
     let (_, cha_dev) = unit("gnr", 0, "CHA", 1);
-    assert_eq!(ask(&mut s, wire::TYPE_CHECK, 0, cha_dev, 0, 0).errorcode, wire::ERR_NODEV);
-    assert_eq!(ask(&mut s, wire::TYPE_CHECK, 1, cha_dev, 0, 0).errorcode, wire::ERR_NOERROR);
+    assert_eq!(ask(&mut s, wire::Kind::Check.code(), 0, cha_dev, 0, 0).errorcode, wire::ERR_NODEV);
+    assert_eq!(ask(&mut s, wire::Kind::Check.code(), 1, cha_dev, 0, 0).errorcode, wire::ERR_NOERROR);
     let log = finish(s, child);
     assert!(log.contains("outside the uncore"), "{log}");
     std::fs::remove_dir_all(&root).unwrap();
@@ -222,13 +222,13 @@ fn a_likwid_5_3_client_sends_filter0_where_5_4_sends_global_status4() {
     let (mut s, child) = spawn(&root, "5.3");
     let filter53 = FakeReg::Filter0.encode(Numbering::Likwid53).unwrap();
     assert_eq!(filter53, 0x8000_0020);
-    assert_eq!(ask(&mut s, wire::TYPE_WRITE, 0, dev53, filter53, 0x1FF).errorcode, wire::ERR_NOERROR);
+    assert_eq!(ask(&mut s, wire::Kind::Write.code(), 0, dev53, filter53, 0x1FF).errorcode, wire::ERR_NOERROR);
     assert_eq!(msr_read(&root, 0, cha.box_ctl + 0xE), 0x1FF);
     finish(s, child);
     // The same value from a 5.4+ client is GLOBAL_STATUS4: not a CHA register.
     let dev54 = N.index("MSR_CBOX_DEVICE_C0").unwrap() + 7;
     let (mut s, child) = spawn(&root, "5.4");
-    assert_eq!(ask(&mut s, wire::TYPE_WRITE, 0, dev54, 0x8000_0020, 0).errorcode, wire::ERR_RESTREG);
+    assert_eq!(ask(&mut s, wire::Kind::Write.code(), 0, dev54, 0x8000_0020, 0).errorcode, wire::ERR_RESTREG);
     finish(s, child);
     std::fs::remove_dir_all(&root).unwrap();
 }
@@ -244,14 +244,14 @@ fn every_simulated_unit_of_spr_emr_gnr_answers_its_check_and_counter_reads() {
                 let dev = map.device_of(N, u.box_type, u.box_id).unwrap();
                 let kind = map.kind(u.box_type).unwrap();
                 assert_eq!(
-                    ask(&mut s, wire::TYPE_CHECK, socket, dev, 0, 0).errorcode,
+                    ask(&mut s, wire::Kind::Check.code(), socket, dev, 0, 0).errorcode,
                     0,
                     "{model} {} {}",
                     kind.name,
                     u.box_id
                 );
                 for reg in [FakeReg::UnitCtrl, FakeReg::Ctrl(3), FakeReg::Ctr(3)] {
-                    let r = ask(&mut s, wire::TYPE_READ, socket, dev, fake(reg), 0);
+                    let r = ask(&mut s, wire::Kind::Read.code(), socket, dev, fake(reg), 0);
                     assert_eq!(r.errorcode, 0, "{model} {} {} {reg:?}", kind.name, u.box_id);
                 }
                 let loc = discovery::locate(&u, kind.layout, FakeReg::Ctr(0)).unwrap();
@@ -270,8 +270,8 @@ fn a_daemon_that_guessed_5_2_serves_discovery_units_in_5_4_numbering() {
     let root = machine("guess52", "spr");
     let (cha, cha_dev) = unit("spr", 1, "CHA", 2);
     let (mut s, child) = spawn(&root, "5.2");
-    assert_eq!(ask(&mut s, wire::TYPE_CHECK, 1, cha_dev, 0, 0).errorcode, wire::ERR_NOERROR);
-    assert_eq!(ask(&mut s, wire::TYPE_WRITE, 1, cha_dev, fake(FakeReg::Ctrl(0)), 0x1234).errorcode, 0);
+    assert_eq!(ask(&mut s, wire::Kind::Check.code(), 1, cha_dev, 0, 0).errorcode, wire::ERR_NOERROR);
+    assert_eq!(ask(&mut s, wire::Kind::Write.code(), 1, cha_dev, fake(FakeReg::Ctrl(0)), 0x1234).errorcode, 0);
     assert_eq!(msr_read(&root, 2, cha.box_ctl + cha.ctl_offset), 0x1234);
     finish(s, child);
     std::fs::remove_dir_all(&root).unwrap();
@@ -292,7 +292,11 @@ fn a_table_outside_its_devices_bars_or_a_pci_unit_on_a_foreign_device_is_refused
     let (mut s, child) = spawn(&root, "5.4");
     let (_, cha_dev) = unit("spr", 0, "CHA", 0);
     for socket in 0..2 {
-        assert_eq!(ask(&mut s, wire::TYPE_CHECK, socket, cha_dev, 0, 0).errorcode, wire::ERR_NODEV, "socket {socket}");
+        assert_eq!(
+            ask(&mut s, wire::Kind::Check.code(), socket, cha_dev, 0, 0).errorcode,
+            wire::ERR_NODEV,
+            "socket {socket}"
+        );
     }
     let log = finish(s, child);
     assert!(log.contains("0000:1e:00.1: table at 0x100000000 refused: not inside a memory BAR"), "{log}");

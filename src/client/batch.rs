@@ -1,7 +1,7 @@
 //! Batches: many accesses, one round trip to our daemon (one call to the engine in direct
 //! mode), each with its own result. Against LIKWID's daemon they fall back to single records.
 
-use super::{daemon_access, reply_result, with_state, Backend, State};
+use super::{daemon_access, reply_result, request, with_state, Backend, State};
 use crate::engine::Op;
 use crate::error::AccessError;
 use crate::wire::{self, DeviceIndex, HwThread, Record};
@@ -13,17 +13,6 @@ pub struct BatchOp {
     pub device: DeviceIndex,
     pub reg: u32,
     pub op: Op,
-}
-
-impl BatchOp {
-    /// The request record, addressed to `cpu` (from `Machine::record_cpu`).
-    fn request(&self, cpu: u32) -> Record {
-        let (kind, data) = match self.op {
-            Op::Read => (wire::TYPE_READ, 0),
-            Op::Write(v) => (wire::TYPE_WRITE, v),
-        };
-        Record::request(kind, cpu, self.device.0, self.reg, data)
-    }
 }
 
 impl State {
@@ -39,7 +28,7 @@ impl State {
                 todo.iter().map(|(cpu, o)| engine.execute(*cpu, o.device.0, o.reg, o.op)).collect()
             }
             Backend::Daemon(conn) if conn.batches() => {
-                let requests: Vec<Record> = todo.iter().map(|(cpu, o)| o.request(*cpu)).collect();
+                let requests: Vec<Record> = todo.iter().map(|(cpu, o)| request(o.op, *cpu, o.device, o.reg)).collect();
                 conn.batch(&requests)?.iter().map(reply_result).collect()
             }
             Backend::Daemon(conn) => {

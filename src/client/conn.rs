@@ -109,11 +109,15 @@ impl Connection {
             let mut header = [0u8; RECORD_LEN];
             (&self.stream).read_exact(&mut header)?;
             let header = Record::decode(&header);
-            if header.kind == wire::TYPE_BATCH && header.cpu == 0 && count > 0 && header.errorcode == wire::ERR_RWFAIL {
+            if header.kind == wire::Kind::Batch.code()
+                && header.cpu == 0
+                && count > 0
+                && header.errorcode == wire::ERR_RWFAIL
+            {
                 // The daemon had no memory for the batch and read past it: the channel is fine.
                 return Ok(None);
             }
-            if header.kind != wire::TYPE_BATCH || header.cpu != count || header.errorcode != wire::ERR_NOERROR {
+            if header.kind != wire::Kind::Batch.code() || header.cpu != count || header.errorcode != wire::ERR_NOERROR {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, "batch reply header does not match"));
             }
             let mut body = vec![0u8; reqs.len() * RECORD_LEN];
@@ -148,7 +152,7 @@ impl Connection {
     /// Ends the session: EXIT (LIKWID keeps the registers as programmed), then reap.
     pub fn close(mut self) {
         if self.broken.is_none() {
-            let exit = Record::request(wire::TYPE_EXIT, 0, wire::MSR_DEV, 0, 0);
+            let exit = Record::request(wire::Kind::Exit, 0, wire::MSR_DEV, 0, 0);
             let _ = send_all(&self.stream, &exit.encode());
         }
         drop(self.stream);

@@ -7,7 +7,7 @@ use crate::device::list_cpus;
 use crate::error::StartError;
 use crate::policy::sockets_of;
 use crate::root::Root;
-use crate::wire::{self, HwThread, Record, Socket, RECORD_LEN};
+use crate::wire::{self, Greeting, HwThread, Record, Socket, RECORD_LEN};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{getsockopt, recv, sockopt, MsgFlags};
 use std::io::Read;
@@ -154,26 +154,29 @@ pub(crate) fn read_greeting(stream: &UnixStream) -> Result<(Vec<(HwThread, Socke
     stream.set_read_timeout(Some(START_TIMEOUT)).map_err(describe)?;
     let mut buf = [0u8; RECORD_LEN];
     (&*stream).read_exact(&mut buf).map_err(describe)?;
-    let hello = Record::decode(&buf);
-    if hello.kind != wire::TYPE_HELLO || hello.reg != wire::PROTOCOL_VERSION {
-        return Err(start_failed(format!("unexpected greeting (type {:#x}, version {})", hello.kind, hello.reg)));
+    let record = Record::decode(&buf);
+    let hello = match Greeting::from_record(&record) {
+        Some(hello) if hello.version == wire::PROTOCOL_VERSION => hello,
+        _ => {
+            return Err(start_failed(format!("unexpected greeting (type {:#x}, version {})", record.kind, record.reg)))
+        }
+    };
+    if hello.payload_len > wire::MAX_GREETING_PAYLOAD {
+        return Err(start_failed(format!("greeting payload of {} bytes is too large", hello.payload_len)));
     }
-    if hello.cpu > wire::MAX_GREETING_PAYLOAD {
-        return Err(start_failed(format!("greeting payload of {} bytes is too large", hello.cpu)));
-    }
-    let mut payload = vec![0u8; hello.cpu as usize];
+    let mut payload = vec![0u8; hello.payload_len as usize];
     (&*stream).read_exact(&mut payload).map_err(describe)?;
-    if hello.errorcode != 0 {
+    if hello.errno != 0 {
         let why = match String::from_utf8_lossy(&payload).trim() {
-            "" => format!("likwid-accessD refused to serve (errno {}) without saying why", hello.errorcode),
+            "" => format!("likwid-accessD refused to serve (errno {}) without saying why", hello.errno),
             text => text.to_string(),
         };
         // The number reaches C negated: zero or a negative one would read as success there.
-        if !(1..=4095).contains(&hello.errorcode) {
-            return Err(start_failed(format!("refusal with errno {} (not an errno): {why}", hello.errorcode)));
+        if !(1..=4095).contains(&hello.errno) {
+            return Err(start_failed(format!("refusal with errno {} (not an errno): {why}", hello.errno)));
         }
-        return Err(StartError::new(hello.errorcode, why));
+        return Err(StartError::new(hello.errno, why));
     }
     let cpus = wire::decode_cpu_list(&payload).ok_or_else(|| start_failed("malformed CPU list".into()))?;
-    Ok((cpus, hello.data))
+    Ok((cpus, hello.capabilities))
 }

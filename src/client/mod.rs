@@ -22,7 +22,7 @@ use crate::engine::{Engine, Op};
 use crate::error::AccessError;
 use crate::root::Root;
 use crate::sys;
-use crate::wire::{self, DeviceIndex, HwThread, Record};
+use crate::wire::{self, DeviceIndex, HwThread, Kind, Record};
 use conn::Connection;
 use machine::Machine;
 use std::cell::{Cell, RefCell};
@@ -119,8 +119,18 @@ impl State {
     }
 }
 
-/// One access through a daemon connection: the request record (`cpu` from
-/// `Machine::record_cpu`), the round trip, the reply code mapped back to an error.
+/// The request record for `op` on `device` register `reg`, addressed to `cpu` (from
+/// `Machine::record_cpu`): the one conversion from an operation to a record.
+fn request(op: Op, cpu: u32, device: DeviceIndex, reg: u32) -> Record {
+    let (kind, data) = match op {
+        Op::Read => (Kind::Read, 0),
+        Op::Write(v) => (Kind::Write, v),
+    };
+    Record::request(kind, cpu, device.0, reg, data)
+}
+
+/// One access through a daemon connection: the request record, the round trip, the reply
+/// code mapped back to an error.
 pub(crate) fn daemon_access(
     conn: &mut Connection,
     cpu: u32,
@@ -128,22 +138,17 @@ pub(crate) fn daemon_access(
     reg: u32,
     op: Op,
 ) -> Result<u64, AccessError> {
-    let (kind, data) = match op {
-        Op::Read => (wire::TYPE_READ, 0),
-        Op::Write(v) => (wire::TYPE_WRITE, v),
-    };
-    let reply = conn.round_trip(&Record::request(kind, cpu, device.0, reg, data))?;
-    reply_result(&reply)
+    reply_result(&conn.round_trip(&request(op, cpu, device, reg))?)
 }
 
 /// LIKWID's CHECK through a daemon connection: Ok when the daemon can use `device` on `cpu`.
 pub(crate) fn daemon_check(conn: &mut Connection, cpu: u32, device: DeviceIndex) -> Result<(), AccessError> {
-    reply_result(&conn.round_trip(&Record::request(wire::TYPE_CHECK, cpu, device.0, 0, 0))?).map(|_| ())
+    reply_result(&conn.round_trip(&Record::request(wire::Kind::Check, cpu, device.0, 0, 0))?).map(|_| ())
 }
 
 /// A reply record as the value read, or the error its code stands for.
 fn reply_result(reply: &Record) -> Result<u64, AccessError> {
-    match AccessError::from_wire_code(reply.errorcode, reply.reg, reply.kind == wire::TYPE_WRITE) {
+    match AccessError::from_wire_code(reply.errorcode, reply.reg, reply.kind == wire::Kind::Write.code()) {
         None => Ok(reply.data),
         Some(e) => Err(e),
     }

@@ -40,7 +40,7 @@ impl Audit {
         if !self.admit() {
             return;
         }
-        let op = match Kind::from_wire(req.kind) {
+        let op = match Kind::from_code(req.kind) {
             Some(Kind::Write) => "write",
             Some(Kind::Check) => "check",
             Some(Kind::Read) => "read",

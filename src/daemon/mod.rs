@@ -185,7 +185,7 @@ fn send_greeting(stream: &mut UnixStream, result: &Result<Engine, StartError>) -
         }
         Err(e) => (e.errno, e.message.clone().into_bytes()),
     };
-    let mut frame = wire::greeting(errno, payload.len()).encode().to_vec();
+    let mut frame = wire::Greeting::new(errno, payload.len()).record().encode().to_vec();
     frame.extend_from_slice(&payload);
     stream.write_all(&frame)
 }

@@ -1,7 +1,7 @@
 //! The request loop: one 32-byte record in, one out, until EXIT, EOF or a broken channel.
 
 use super::session::Session;
-use crate::wire::{self, Record, RECORD_LEN, TYPE_EXIT};
+use crate::wire::{self, Kind, Record, RECORD_LEN};
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 
@@ -92,14 +92,14 @@ pub fn serve(stream: &mut UnixStream, mut session: Session, extensions: bool) ->
     let mut batch_body = Vec::new();
     let ended = loop {
         let req = match read_record(stream) {
-            Ok(Some(req)) if req.kind == TYPE_EXIT => break Ended::Exit,
+            Ok(Some(req)) if req.kind == Kind::Exit.code() => break Ended::Exit,
             Ok(Some(req)) => req,
             Ok(None) => break Ended::Eof,
             Err(e) => break Ended::Broken(e),
         };
         // SIGPIPE is ignored in the daemon (Rust's runtime does so for binaries), so a
         // vanished client shows up here as EPIPE.
-        let sent = if extensions && req.kind == wire::TYPE_BATCH {
+        let sent = if extensions && req.kind == Kind::Batch.code() {
             serve_batch(stream, &mut session, &req, &mut batch_body)
         } else {
             stream.write_all(&session.answer(&req).encode())

@@ -26,7 +26,7 @@ pub struct Outcome {
 /// Executes one request on `engine`; needs no session state, so a CPU worker can run it.
 pub fn execute(engine: &mut Engine, req: &Record, capture_original: bool) -> Outcome {
     let (cpu, dev, reg) = (req.cpu, req.device, req.reg);
-    match Kind::from_wire(req.kind) {
+    match Kind::from_code(req.kind) {
         Some(Kind::Read) => Outcome { result: engine.read(cpu, dev, reg), original: None },
         Some(Kind::Write) => {
             // A register that cannot be read (a write-only command) cannot be restored either.
@@ -36,7 +36,9 @@ pub fn execute(engine: &mut Engine, req: &Record, capture_original: bool) -> Out
             Outcome { result, original }
         }
         Some(Kind::Check) => Outcome { result: engine.check(cpu, dev).map(|_| 0), original: None },
-        Some(Kind::Exit) | None => Outcome { result: Err(AccessError::UnknownRequest), original: None },
+        Some(Kind::Exit | Kind::Hello | Kind::Batch) | None => {
+            Outcome { result: Err(AccessError::UnknownRequest), original: None }
+        }
     }
 }
 
@@ -69,7 +71,7 @@ impl<'e> Session<'e> {
     /// Whether a write must first capture the register's value for the journal. Settings
     /// meant to outlive the session (prefetchers, uncore clock) are never journaled.
     fn needs_original(&self, req: &Record) -> bool {
-        req.kind == wire::TYPE_WRITE
+        req.kind == Kind::Write.code()
             && !(req.device == wire::MSR_DEV && crate::policy::persists(req.reg))
             && !self.journal.seen.contains(&Session::key(req))
     }
@@ -94,13 +96,13 @@ impl<'e> Session<'e> {
             }
         };
         if let Some(trace) = self.trace.as_mut() {
-            let op = match Kind::from_wire(req.kind) {
+            let op = match Kind::from_code(req.kind) {
                 Some(Kind::Read) => "read",
                 Some(Kind::Write) => "write",
                 Some(Kind::Check) => "check",
                 _ => "unknown",
             };
-            let data = if req.kind == wire::TYPE_WRITE { req.data } else { reply.data };
+            let data = if req.kind == Kind::Write.code() { req.data } else { reply.data };
             let code = wire::code_name(reply.errorcode);
             let _ = writeln!(trace, "{op} {} {} {:#x} {data:#x} {code}", req.cpu, req.device, req.reg);
         }

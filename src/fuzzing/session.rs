@@ -57,9 +57,10 @@ fn requests(machine: &Machine, policy: &Policy, data: &[u8]) -> Vec<Record> {
             let (op, pick) = (c[0], u16::from_le_bytes([c[2], c[3]]));
             let value = u64::from_le_bytes(c[4..12].try_into().expect("8 bytes"));
             let kind = match op & 3 {
-                0 => wire::TYPE_READ,
-                1 | 2 => wire::TYPE_WRITE,
-                _ if op & 4 != 0 => wire::TYPE_CHECK,
+                0 => wire::Kind::Read.code(),
+                1 | 2 => wire::Kind::Write.code(),
+                _ if op & 4 != 0 => wire::Kind::Check.code(),
+                // Raw: any type, known or not.
                 _ => value as i32,
             };
             let cpu = if op & 8 != 0 { u32::from(c[1]) << 24 | u32::from(c[1]) } else { u32::from(c[1] % 5) };
@@ -76,7 +77,7 @@ fn requests(machine: &Machine, policy: &Policy, data: &[u8]) -> Vec<Record> {
                 }
                 _ => (i32::from(op >> 6) * i32::from(pick), (value >> 32) as u32),
             };
-            Record::request(kind, cpu, device, reg, value)
+            Record { kind, ..Record::request(wire::Kind::Read, cpu, device, reg, value) }
         })
         .collect()
 }
@@ -86,12 +87,12 @@ fn settle(model: &mut BTreeMap<Key, Seen>, req: &Record, reply: &Record) {
     let key = (req.cpu, req.device, req.reg);
     let ok = reply.errorcode == wire::ERR_NOERROR;
     let Some(Seen { rule, bits, value }) = model.get_mut(&key) else {
-        assert!(!ok || req.kind == wire::TYPE_CHECK, "{req:?} succeeded on a register the machine lacks");
+        assert!(!ok || req.kind == wire::Kind::Check.code(), "{req:?} succeeded on a register the machine lacks");
         return;
     };
-    match req.kind {
-        wire::TYPE_READ if ok => assert_eq!(reply.data, *value, "read of {key:x?}"),
-        wire::TYPE_WRITE if ok => match *rule {
+    match wire::Kind::from_code(req.kind) {
+        Some(wire::Kind::Read) if ok => assert_eq!(reply.data, *value, "read of {key:x?}"),
+        Some(wire::Kind::Write) if ok => match *rule {
             WriteRule::Masked(mask) => *value = apply_mask(*value, req.data, mask) & *bits,
             WriteRule::Unchanged => assert_eq!(req.data & *bits, *value, "read-only {key:x?} accepted a change"),
             WriteRule::Denied => panic!("write to {key:x?} succeeded, policy denies it"),

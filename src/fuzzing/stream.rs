@@ -25,10 +25,10 @@ fn expected(input: &[u8]) -> (Vec<(Record, bool)>, &'static str) {
         let Some(head) = rest.first_chunk::<RECORD_LEN>() else { return (out, "broken") };
         let req = Record::decode(head);
         rest = &rest[RECORD_LEN..];
-        if req.kind == wire::TYPE_EXIT {
+        if req.kind == wire::Kind::Exit.code() {
             return (out, "exit");
         }
-        if req.kind != wire::TYPE_BATCH {
+        if req.kind != wire::Kind::Batch.code() {
             out.push((req, false));
             continue;
         }
@@ -80,7 +80,7 @@ pub fn wire_stream(machines: &Machines, data: &[u8]) {
         }
         assert_eq!((got.cpu, got.reg, got.device, got.kind), (req.cpu, req.reg, req.device, req.kind), "{req:?}");
         assert!((wire::ERR_NOERROR..=wire::ERR_LOCKED).contains(&got.errorcode), "code {}", got.errorcode);
-        if got.errorcode != wire::ERR_NOERROR || req.kind != wire::TYPE_READ {
+        if got.errorcode != wire::ERR_NOERROR || req.kind != wire::Kind::Read.code() {
             assert_eq!(got.data, 0, "data in a reply that carries none: {req:?} -> {got:?}");
         }
     }
@@ -95,9 +95,10 @@ pub fn greeting(data: &[u8]) {
     theirs.shutdown(Shutdown::Write).expect("shutdown");
     match crate::client::read_greeting(&ours) {
         Ok((cpus, _)) => {
-            let hello = Record::decode(data.first_chunk().expect("a greeting was read"));
-            assert_eq!((hello.kind, hello.reg, hello.errorcode), (wire::TYPE_HELLO, wire::PROTOCOL_VERSION, 0));
-            assert_eq!(cpus.len() * 8, hello.cpu as usize, "CPU list length");
+            let record = Record::decode(data.first_chunk().expect("a greeting was read"));
+            let hello = wire::Greeting::from_record(&record).expect("a greeting record");
+            assert_eq!((hello.version, hello.errno), (wire::PROTOCOL_VERSION, 0));
+            assert_eq!(cpus.len() * 8, hello.payload_len as usize, "CPU list length");
         }
         Err(e) => {
             let errno = -AccessError::Start(e.clone()).errno();
