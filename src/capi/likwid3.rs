@@ -8,7 +8,7 @@ use crate::client::sessions;
 use crate::client::{self, Mode};
 use crate::engine::Op;
 use crate::error::AccessError;
-use crate::wire::{self, DeviceIndex};
+use crate::wire::DeviceIndex;
 use nix::errno::Errno;
 use std::ffi::c_int;
 
@@ -41,7 +41,7 @@ fn msr(fd: c_int, cpu: c_int, reg: u32, op: Op) -> Result<u64, AccessError> {
 /// One PCI uncore access of LIKWID 3's 32-bit pci_* functions: `index` is a PciDeviceIndex of
 /// this header (LIKWID 5.2's numbering), `cpu` a hardware thread whose socket is addressed.
 fn pci(fd: c_int, cpu: c_int, index: PciDeviceIndex, reg: u32, op: Op) -> Result<u32, AccessError> {
-    if index == wire::MSR_DEV {
+    if DeviceIndex(index).is_msr() {
         return Err(AccessError::BadDevice);
     }
     sessions::access(fd, cpu, DeviceIndex(index), reg, op).map(|v| v as u32)

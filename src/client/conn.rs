@@ -152,7 +152,7 @@ impl Connection {
     /// Ends the session: EXIT (LIKWID keeps the registers as programmed), then reap.
     pub fn close(mut self) {
         if self.broken.is_none() {
-            let exit = Record::request(wire::Kind::Exit, 0, wire::MSR_DEV, 0, 0);
+            let exit = Record::request(wire::Kind::Exit, 0, wire::DeviceIndex::MSR.0, 0, 0);
             let _ = send_all(&self.stream, &exit.encode());
         }
         drop(self.stream);

@@ -37,7 +37,7 @@ pub fn launch(secure_exec: bool) -> Result<(Connection, Machine), StartError> {
         .map_err(|e| StartError::new(e.raw_os_error().unwrap_or(libc::EIO), format!("socketpair: {e}")))?;
     let mut cmd = Command::new(&path);
     cmd.arg(CHANNEL_ARG)
-        .arg(format!("{NUMBERING_ARG}{}", super::PCI_NUMBERING.label()))
+        .arg(format!("{NUMBERING_ARG}{}", super::HEADER_NUMBERING.label()))
         .env_clear()
         .stdin(Stdio::from(OwnedFd::from(theirs)))
         .stdout(Stdio::null());

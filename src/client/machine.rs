@@ -2,7 +2,7 @@
 //! thread, device) to the `cpu` a record carries: every API (HPM*, HPMbatch, LIKWID 3's
 //! msr_*/pci_*/accessClient_*, the tool) addresses through `Machine::record_cpu`.
 
-use super::PCI_NUMBERING;
+use super::HEADER_NUMBERING;
 use crate::error::AccessError;
 use crate::wire::{DeviceIndex, HwThread, Socket};
 use std::collections::BTreeSet;
@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 /// of `Machine::record_cpu`, also made on its own where a cpu is checked before the machine is
 /// at hand (LIKWID 3's process-wide session).
 pub(crate) fn served(device: DeviceIndex) -> Result<(), AccessError> {
-    match device.is_msr() || PCI_NUMBERING.name(device.0).is_some() {
+    match device.is_msr() || HEADER_NUMBERING.name(device.0).is_some() {
         true => Ok(()),
         false => Err(AccessError::BadDevice),
     }

@@ -15,7 +15,7 @@ pub(crate) use handshake::read_greeting;
 
 /// The PciDeviceIndex numbering of our header (LIKWID 5.2's, as Debian ships), which our
 /// library tells our daemon.
-pub const PCI_NUMBERING: crate::policy::pci::Numbering = crate::policy::pci::Numbering::Likwid52;
+pub const HEADER_NUMBERING: crate::policy::pci::Numbering = crate::policy::pci::Numbering::Likwid52;
 pub use launch::{daemon_path, DAEMON_ENV, INSTALLED_DAEMON};
 
 use crate::engine::{Engine, Op};
@@ -93,7 +93,7 @@ impl State {
                 (Backend::Daemon(conn), cpus)
             }
             Mode::Direct => {
-                let engine = Engine::open(&Root::from_env(secure), nix::unistd::getuid().as_raw(), PCI_NUMBERING)?;
+                let engine = Engine::open(&Root::from_env(secure), nix::unistd::getuid().as_raw(), HEADER_NUMBERING)?;
                 let machine = Machine::from_raw(engine.sockets());
                 (Backend::Direct(engine), machine)
             }

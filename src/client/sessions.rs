@@ -19,17 +19,19 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// The descriptor that names the process-wide session (LIKWID 3's "no socket").
 pub const PROCESS_SESSION: i32 = -1;
 
-/// One daemon of our own, with the machine its greeting described.
-pub struct Session {
+/// One daemon of our own (LIKWID 3's per-socket session; the tool's connection), with the
+/// machine its greeting described. Not the daemon's `daemon::session::Session`, the state of
+/// one connection inside the daemon.
+pub struct OwnDaemon {
     conn: Connection,
     machine: Machine,
 }
 
-impl Session {
+impl OwnDaemon {
     /// Launches a daemon for this session. Prints nothing: callers decide how to report.
-    pub fn start() -> Result<Session, StartError> {
+    pub fn start() -> Result<OwnDaemon, StartError> {
         let (conn, machine) = launch::launch(sys::secure_exec())?;
-        Ok(Session { conn, machine })
+        Ok(OwnDaemon { conn, machine })
     }
 
     /// The machine's hardware threads, in order.
@@ -68,7 +70,7 @@ struct Entry {
     owner_pid: u32,
     /// Threads sharing the session take turns in arrival order (see turnstile.rs).
     gate: Turnstile,
-    session: Mutex<Option<Session>>,
+    session: Mutex<Option<OwnDaemon>>,
 }
 
 /// Open sessions by descriptor. The table lock is held only to look an entry up; each session
@@ -81,7 +83,7 @@ fn table() -> MutexGuard<'static, BTreeMap<i32, Arc<Entry>>> {
     SESSIONS.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn lock(entry: &Entry) -> MutexGuard<'_, Option<Session>> {
+fn lock(entry: &Entry) -> MutexGuard<'_, Option<OwnDaemon>> {
     entry.session.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -91,7 +93,7 @@ pub fn open() -> Result<i32, AccessError> {
     if super::with_state(|s| s.mode) == super::Mode::Direct {
         return Ok(PROCESS_SESSION);
     }
-    let session = Session::start()?;
+    let session = OwnDaemon::start()?;
     let fd = session.fd();
     let entry =
         Arc::new(Entry { owner_pid: std::process::id(), gate: Turnstile::new(), session: Mutex::new(Some(session)) });

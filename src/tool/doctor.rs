@@ -3,7 +3,7 @@
 //! broken and working simulated machines; the daemon is the one the library would launch.
 
 use super::{format_cpu_list, parse_args, Failure};
-use crate::client::sessions::Session;
+use crate::client::sessions::OwnDaemon;
 use crate::client::{daemon_path, DAEMON_ENV};
 use crate::engine::{policy_for, Op};
 use crate::policy::{parse_cpuinfo, Policy, CPU_MODELS};
@@ -139,12 +139,12 @@ fn daemon(m: &Machine) -> Finding {
 /// getcap is not installed.
 fn file_capabilities(path: &Path) -> Option<Vec<String>> {
     let out = std::process::Command::new("getcap").arg(path).stderr(std::process::Stdio::null()).output().ok()?;
-    Some(effective_capabilities(&String::from_utf8_lossy(&out.stdout)))
+    Some(getcap_effective(&String::from_utf8_lossy(&out.stdout)))
 }
 
 /// Parses `PATH cap_a,cap_b=ep` (libcap 2.4x) or `PATH = cap_a,cap_b+ep` (older); `=ep` with
 /// no names means every capability.
-fn effective_capabilities(getcap: &str) -> Vec<String> {
+fn getcap_effective(getcap: &str) -> Vec<String> {
     let mut caps = Vec::new();
     for clause in getcap.split_whitespace().skip(1) {
         let Some(at) = clause.find(['=', '+']) else { continue };
@@ -429,7 +429,7 @@ fn cpu(m: &Machine) -> (Finding, Option<Policy>) {
 
 /// A real read through a daemon the library's way: the proof that access works.
 fn round_trip(policy: Option<&Policy>) -> Finding {
-    let mut session = match Session::start() {
+    let mut session = match OwnDaemon::start() {
         Ok(s) => s,
         Err(e) => {
             return finding(Status::Fail, "round trip", format!("likwid-accessD did not serve: {}", e.message))
@@ -540,12 +540,12 @@ mod tests {
 
     #[test]
     fn getcap_output_in_old_and_new_formats() {
-        let new = effective_capabilities("/usr/sbin/likwid-accessD cap_dac_override,cap_sys_rawio=ep\n");
+        let new = getcap_effective("/usr/sbin/likwid-accessD cap_dac_override,cap_sys_rawio=ep\n");
         assert_eq!(new, vec!["cap_dac_override", "cap_sys_rawio"]);
-        assert_eq!(effective_capabilities("/x = cap_sys_rawio+ep\n"), vec!["cap_sys_rawio"]);
-        assert_eq!(effective_capabilities("/x cap_sys_rawio=p\n"), Vec::<String>::new());
-        assert_eq!(effective_capabilities("/x =ep\n"), vec!["all"]);
-        assert_eq!(effective_capabilities(""), Vec::<String>::new());
+        assert_eq!(getcap_effective("/x = cap_sys_rawio+ep\n"), vec!["cap_sys_rawio"]);
+        assert_eq!(getcap_effective("/x cap_sys_rawio=p\n"), Vec::<String>::new());
+        assert_eq!(getcap_effective("/x =ep\n"), vec!["all"]);
+        assert_eq!(getcap_effective(""), Vec::<String>::new());
     }
 
     #[test]

@@ -10,7 +10,7 @@ mod read;
 mod sim;
 mod write;
 
-use crate::client::sessions::Session;
+use crate::client::sessions::OwnDaemon;
 use crate::error::AccessError;
 use std::process::ExitCode;
 
@@ -191,13 +191,13 @@ fn format_cpu_list(cpus: &[u32]) -> String {
 }
 
 /// The session's hardware threads as the numbers `--cpu` takes.
-fn thread_numbers(session: &Session) -> Vec<u32> {
+fn thread_numbers(session: &OwnDaemon) -> Vec<u32> {
     session.threads().iter().map(|t| t.0).collect()
 }
 
 /// A daemon session for read/write/check, with the library's launch and policy.
-fn start_session() -> Result<Session, Failure> {
-    Session::start().map_err(|e| Failure::Failed(e.message))
+fn start_session() -> Result<OwnDaemon, Failure> {
+    OwnDaemon::start().map_err(|e| Failure::Failed(e.message))
 }
 
 /// The CPUs `--cpu` names, parsed before anything starts (None: all).
@@ -206,7 +206,7 @@ fn cpu_option(p: &Parsed) -> Result<Option<Vec<u32>>, Failure> {
 }
 
 /// The CPUs from `cpu_option` (default: all), each of which must be on the machine.
-fn selected_cpus(session: &Session, wanted: Option<&[u32]>) -> Result<Vec<u32>, Failure> {
+fn selected_cpus(session: &OwnDaemon, wanted: Option<&[u32]>) -> Result<Vec<u32>, Failure> {
     let present = thread_numbers(session);
     let Some(cpus) = wanted else {
         return Ok(present);
