@@ -1,4 +1,4 @@
-//! LIKWID 5's socket start (facts §2): bind `/tmp/likwid-<pid>` 0600 as the caller, wait 15 s
+//! LIKWID 5's socket start (LIKWID 5.5.1 src/access-daemon/accessDaemon.c, `main`): bind `/tmp/likwid-<pid>` 0600 as the caller, wait 15 s
 //! for one connection, unlink the path, serve. Runs after the privilege drop, so the socket
 //! is the caller's file without LIKWID's setfsuid dance.
 

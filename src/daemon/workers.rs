@@ -1,5 +1,6 @@
 //! One worker thread per CPU, pinned to it, for batches. The kernel's msr driver reads
-//! another CPU's register through an inter-processor interrupt (facts §6); a thread on that
+//! another CPU's register through an inter-processor interrupt (arch/x86/kernel/msr.c:
+//! rdmsr_safe_on_cpu); a thread on that
 //! CPU reads it locally, and workers for different CPUs run in parallel. Started lazily for
 //! the CPUs a batch touches; they end with the session.
 

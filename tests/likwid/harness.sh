@@ -22,7 +22,7 @@
 #   -g GROUP   run only this group (and skip the other tools)
 #   --record   write the deduplicated traces to tests/likwid/traces/CPU/GROUP[@VERSION].trace
 #   --keep     keep the work directory (printed at the end)
-# /etc is shared with the host even in a mount namespace (facts §8): the topology file lives in
+# /etc is shared with the host even in a mount namespace (only mounts are private there): the topology file lives in
 # an overlay on /etc inside the namespace; without overlayfs an empty /etc/likwid_topo.cfg is
 # created as bind target and removed by the EXIT trap. Two namespaces run at a time (2 vCPUs).
 # Exit: 0 all passed, 1 something failed, 77 skipped (not root / no likwid; CI=true fails).
@@ -41,7 +41,7 @@ if [[ ${1:-} == --inner ]]; then
     # shellcheck source=/dev/null
     source "$w/cpu.env"
     set -e
-    # A scratch /dev: facts §8 (a node created in the real /dev would appear on the host).
+    # A scratch /dev: a node created in the real /dev (devtmpfs) would appear on the host.
     mkdir -p "$w/devtmp"
     mount -t tmpfs -o mode=0755 none "$w/devtmp"
     for node in null zero full random urandom tty; do
@@ -66,7 +66,7 @@ if [[ ${1:-} == --inner ]]; then
     if [[ -d $w/m/sys/bus/pci/devices ]]; then
         mount --bind "$w/m/sys/bus/pci/devices" /sys/bus/pci/devices
     fi
-    # /etc is shared with the host (facts §8): an overlay keeps the topology file in this
+    # /etc is shared with the host (only mounts are private): an overlay keeps the topology file in this
     # namespace; without overlayfs the outer half created an empty target to bind over.
     if [[ $etc_mode == overlay ]]; then
         mkdir -p "$w/etc-upper" "$w/etc-work"
@@ -406,8 +406,8 @@ done
 work=$(mktemp -d /tmp/likwid-harness.XXXXXX)
 created_topo=0
 cleanup() {
-    # Never leave /etc/likwid_topo.cfg behind (facts §2, §8): an empty one breaks every
-    # later LIKWID run on the host.
+    # Never leave /etc/likwid_topo.cfg behind (LIKWID reads it when no /etc/likwid.cfg
+    # exists): an empty one breaks every later LIKWID run on the host.
     if [[ $created_topo == 1 ]]; then rm -f /etc/likwid_topo.cfg; fi
     if [[ $keep == 0 ]]; then rm -rf "$work"; fi
 }
@@ -681,7 +681,8 @@ for ver in "${run_versions[@]}"; do
             -e "s/^cpuid_info perf_width_ctr = .*/cpuid_info perf_width_ctr = $perf_width/" \
             -e "s/^cpuid_info osname = .*/cpuid_info osname = likwid-access simulated $cpu/" \
             "$work/host-topo-$ver.cfg" | if [[ $sockets == 2 ]]; then two_sockets; else cat; fi >"$w/likwid_topo.cfg"
-        # LIKWID starts its daemon with an empty environment (facts §2): the wrapper adds ours.
+        # LIKWID starts its daemon with an empty environment (LIKWID 5.5.1 src/access_client.c,
+        # access_client_startDaemon_direct: execve with newenv = {NULL}): the wrapper adds ours.
         {
             echo '#!/bin/sh'
             echo "LIKWID_ACCESS_TRACE='$w/trace.cur' exec '$rel/likwid-accessD' \"\$@\""
