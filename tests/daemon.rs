@@ -1,21 +1,23 @@
 //! The real daemon binary on simulated machines, spoken to over the private channel the
 //! library uses, with hand-built records (no client code in the loop).
+#[path = "support/scratch.rs"]
+mod scratch;
+use scratch::Scratch;
 
 use likwid_access::policy::CpuModel;
 use likwid_access::wire::{self, Record, RECORD_LEN};
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 const DAEMON: &str = env!("CARGO_BIN_EXE_likwid-accessD");
 const CTR0: u32 = 0xC001_0201;
 const SYSCFG: u32 = 0xC001_0010;
 
-fn machine(name: &str, model: &str, cpus: &[u32]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("likwid-it-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+fn machine(name: &str, model: &str, cpus: &[u32]) -> Scratch {
+    let dir = Scratch::new(&format!("it-{name}"));
     likwid_access::sim::create(&dir, CpuModel::by_name(model).unwrap(), cpus).unwrap();
     dir
 }
@@ -82,7 +84,6 @@ fn greeting_lists_non_consecutive_cpus_and_hostile_records_get_errors() {
     assert_eq!((r.errorcode, r.data), (wire::ERR_NOERROR, 0xFFFF_0000_1234), "still serving");
     s.write_all(&Record::request(wire::Kind::Exit, 0, 0, 0, 0).encode()).unwrap();
     assert!(child.wait().unwrap().success());
-    std::fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
@@ -96,7 +97,6 @@ fn daemon_that_cannot_serve_says_why_in_its_greeting() {
     assert_eq!(hello.errorcode, libc::ENOTSUP, "{text}");
     assert!(text.contains("unsupported CPU") && text.contains("family 0x14"), "{text}");
     assert!(!child.wait().unwrap().success());
-    std::fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
@@ -118,7 +118,6 @@ fn client_vanishing_mid_session_ends_the_daemon_and_restores_counters_not_settin
     };
     assert_eq!(reg(0xC1), 0, "the counter is restored after EOF without EXIT");
     assert_eq!(reg(0x1A4), 0xF, "the prefetcher setting persists (likwid-features sends no EXIT)");
-    std::fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
@@ -154,5 +153,4 @@ fn greeting_announces_batches_and_an_oversized_batch_ends_the_session() {
     let mut v = [0u8; 8];
     std::os::unix::fs::FileExt::read_exact_at(&store, &mut v, 8 * u64::from(CTR0)).unwrap();
     assert_eq!(u64::from_le_bytes(v), 0, "the session's write was restored");
-    std::fs::remove_dir_all(&root).unwrap();
 }

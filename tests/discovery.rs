@@ -2,6 +2,9 @@
 //! machines: FAKE_UNC_* requests reach the right MSR, `/dev/mem` and PCI config locations with
 //! their write masks, everything else about a unit is refused and logged, and a hostile table
 //! is never followed.
+#[path = "support/scratch.rs"]
+mod scratch;
+use scratch::Scratch;
 
 use likwid_access::policy::discovery::{self, FakeReg, Space, Unit, UnitMap};
 use likwid_access::policy::pci::Numbering;
@@ -18,9 +21,8 @@ use std::process::{Child, Command, Stdio};
 const DAEMON: &str = env!("CARGO_BIN_EXE_likwid-accessD");
 const N: Numbering = Numbering::Likwid54;
 
-fn machine(name: &str, model: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("likwid-disc-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+fn machine(name: &str, model: &str) -> Scratch {
+    let dir = Scratch::new(&format!("disc-{name}"));
     likwid_access::sim::create_sockets(&dir, CpuModel::by_name(model).unwrap(), &[0, 1, 2, 3], 2).unwrap();
     dir
 }
@@ -175,7 +177,6 @@ fn fake_unc_requests_reach_msr_mmio_and_pci_registers_under_their_masks() {
     let denials = log.lines().filter(|l| l.contains("denied")).count();
     assert_eq!(denials, 10, "each refusal logged:\n{log}");
     assert!(log.lines().any(|l| l.contains("denied read") && l.contains("reg=0x40")), "{log}");
-    std::fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
@@ -193,7 +194,6 @@ fn a_hostile_table_is_refused_and_only_its_socket_loses_its_units() {
     let log = finish(s, child);
     assert!(log.contains("refused: unit stride 0"), "{log}");
     assert!(log.contains("socket 1 has no uncore units"), "{log}");
-    std::fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
@@ -211,7 +211,6 @@ fn a_unit_pointing_at_core_msrs_refuses_the_table() {
     assert_eq!(ask(&mut s, wire::Kind::Check.code(), 1, cha_dev, 0, 0).errorcode, wire::ERR_NOERROR);
     let log = finish(s, child);
     assert!(log.contains("outside the uncore"), "{log}");
-    std::fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
@@ -230,7 +229,6 @@ fn a_likwid_5_3_client_sends_filter0_where_5_4_sends_global_status4() {
     let (mut s, child) = spawn(&root, "5.4");
     assert_eq!(ask(&mut s, wire::Kind::Write.code(), 0, dev54, 0x8000_0020, 0).errorcode, wire::ERR_RESTREG);
     finish(s, child);
-    std::fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
@@ -260,7 +258,6 @@ fn every_simulated_unit_of_spr_emr_gnr_answers_its_check_and_counter_reads() {
         }
         let log = finish(s, child);
         assert!(!log.contains("denied"), "{model}: {log}");
-        std::fs::remove_dir_all(&root).unwrap();
     }
 }
 
@@ -274,7 +271,6 @@ fn a_daemon_that_guessed_5_2_serves_discovery_units_in_5_4_numbering() {
     assert_eq!(ask(&mut s, wire::Kind::Write.code(), 1, cha_dev, fake(FakeReg::Ctrl(0)), 0x1234).errorcode, 0);
     assert_eq!(msr_read(&root, 2, cha.box_ctl + cha.ctl_offset), 0x1234);
     finish(s, child);
-    std::fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
@@ -301,7 +297,6 @@ fn a_table_outside_its_devices_bars_or_a_pci_unit_on_a_foreign_device_is_refused
     let log = finish(s, child);
     assert!(log.contains("0000:1e:00.1: table at 0x100000000 refused: not inside a memory BAR"), "{log}");
     assert!(log.contains("which is no Intel system peripheral"), "{log}");
-    std::fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
@@ -315,5 +310,4 @@ fn this_machines_real_pci_devices_yield_no_discovery_units() {
     let (_, cha_dev) = unit("spr", 0, "CHA", 0);
     assert_eq!(engine.check(0, cha_dev), Err(likwid_access::error::AccessError::NoDevice));
     assert_eq!(engine.read(0, cha_dev, fake(FakeReg::Ctr(0))), Err(likwid_access::error::AccessError::NoDevice));
-    std::fs::remove_dir_all(&root).unwrap();
 }

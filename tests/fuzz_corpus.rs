@@ -1,5 +1,8 @@
 //! Replays the committed fuzz corpus (fuzz/corpus/TARGET/*, kept by `make fuzz`) through the
 //! same harnesses the fuzz targets run, so what the fuzzer once found stays fixed.
+#[path = "support/scratch.rs"]
+mod scratch;
+use scratch::Scratch;
 
 use likwid_access::fuzzing::{self, Machines};
 use std::path::Path;
@@ -36,16 +39,14 @@ fn greeting_corpus_replays() {
 
 #[test]
 fn wire_corpus_replays_against_the_daemon_loop() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz-wire");
+    let dir = Scratch::new_in(Path::new(env!("CARGO_TARGET_TMPDIR")), "fuzz-wire");
     let machines = Machines::create(&dir).unwrap();
     replay("wire", |data| fuzzing::wire_stream(&machines, data));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn session_corpus_keeps_every_bit_outside_the_write_masks() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz-session");
+    let dir = Scratch::new_in(Path::new(env!("CARGO_TARGET_TMPDIR")), "fuzz-session");
     let machines = Machines::create(&dir).unwrap();
     replay("session", |data| fuzzing::session(&machines, data));
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,6 +1,9 @@
 //! Process hygiene of the daemon binary at start: what a caller hands it (descriptors,
 //! argument bytes) never reaches the serving daemon or crashes it. Its own test binary: it
 //! places a descriptor at a fixed number, which no parallel test may be using.
+#[path = "support/scratch.rs"]
+mod scratch;
+use scratch::Scratch;
 
 use likwid_access::policy::CpuModel;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -13,11 +16,8 @@ const DAEMON: &str = env!("CARGO_BIN_EXE_likwid-accessD");
 /// Where the test puts the descriptor the daemon inherits.
 const STRAY_FD: i32 = 377;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("likwid-hygiene-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(name: &str) -> Scratch {
+    Scratch::new(&format!("hygiene-{name}"))
 }
 
 /// An LD_PRELOAD library whose close_range always fails, as on kernels before 5.9 or under
@@ -60,7 +60,6 @@ fn inherited_descriptors_are_closed_even_when_close_range_fails() {
         .collect();
     drop(ours);
     let _ = child.wait();
-    std::fs::remove_dir_all(&dir).unwrap();
     assert!(!fds.contains(&STRAY_FD.to_string()), "the daemon kept the caller's descriptor {STRAY_FD}: {fds:?}");
 }
 

@@ -2,6 +2,9 @@
 //! have different LIKWID libraries mapped: each connection is answered in the PciDeviceIndex
 //! numbering of the library its client loaded, whatever is installed on this machine. The
 //! client is tests/support/fake_likwid_client.py: it maps a file named like the library.
+#[path = "support/scratch.rs"]
+mod scratch;
+use scratch::Scratch;
 
 use likwid_access::policy::pci::Numbering;
 use likwid_access::policy::CpuModel;
@@ -12,12 +15,11 @@ const DAEMON: &str = env!("CARGO_BIN_EXE_likwid-accessD");
 /// MC_CH0_PCI_PMON_CTR0 of a Skylake-SP memory channel (config space offset).
 const IMC_CTR0: u32 = 0xA0;
 
-struct Machine(PathBuf);
+struct Machine(Scratch);
 
 impl Machine {
     fn skx(name: &str) -> Machine {
-        let dir = std::env::temp_dir().join(format!("likwid-numbering-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = Scratch::new(&format!("numbering-{name}"));
         likwid_access::sim::create_sockets(&dir, CpuModel::by_name("skx").unwrap(), &[0, 1], 2).unwrap();
         Machine(dir)
     }
@@ -29,12 +31,6 @@ impl Machine {
         let path = dir.join(soname);
         std::fs::write(&path, b"\x7fELF not really a library, only its name matters").unwrap();
         path
-    }
-}
-
-impl Drop for Machine {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -1,6 +1,9 @@
 //! PCI uncore through the engine: only the generation's uncore devices are served, so this
 //! machine's real PCI devices are never reachable, even on a simulated Skylake-SP whose
 //! sysfs is the real one.
+#[path = "support/scratch.rs"]
+mod scratch;
+use scratch::Scratch;
 
 use likwid_access::engine::Engine;
 use likwid_access::error::AccessError;
@@ -10,8 +13,7 @@ use likwid_access::root::Root;
 
 #[test]
 fn real_pci_devices_of_this_machine_are_never_served() {
-    let dir = std::env::temp_dir().join(format!("likwid-pci-real-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = Scratch::new("pci-real");
     likwid_access::sim::create(&dir, CpuModel::by_name("skx").unwrap(), &[0, 1]).unwrap();
     std::fs::remove_dir_all(dir.join("sys/bus/pci/devices")).unwrap();
     std::os::unix::fs::symlink("/sys/bus/pci/devices", dir.join("sys/bus/pci/devices")).unwrap();
@@ -24,13 +26,11 @@ fn real_pci_devices_of_this_machine_are_never_served() {
         }
         assert_eq!(engine.check(0, index), Err(AccessError::NoDevice));
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn every_numbering_names_the_same_devices() {
-    let dir = std::env::temp_dir().join(format!("likwid-pci-numbering-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = Scratch::new("pci-numbering");
     likwid_access::sim::create_sockets(&dir, CpuModel::by_name("skx").unwrap(), &[0, 1, 2, 3], 2).unwrap();
     for numbering in [Numbering::Likwid52, Numbering::Likwid53, Numbering::Likwid54] {
         let mut engine = Engine::open(&Root::new(&dir), nix::unistd::getuid().as_raw(), numbering).unwrap();
@@ -39,5 +39,4 @@ fn every_numbering_names_the_same_devices() {
         assert_eq!(engine.read(1, imc, 0xA0), Ok(0xBEEF), "{numbering:?}");
         assert_eq!(engine.pci_devices().count(), 2 * 14, "{numbering:?}");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }

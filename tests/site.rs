@@ -1,6 +1,9 @@
 //! The administrator's site policy in `<root>/etc/likwid-access/`: it replaces the built-in
 //! table, its read-only switch denies every write, and it is refused (the daemon then does not
 //! serve) unless root controls the files.
+#[path = "support/scratch.rs"]
+mod scratch;
+use scratch::Scratch;
 
 use likwid_access::engine::{policy_for, Engine};
 use likwid_access::error::AccessError;
@@ -14,12 +17,11 @@ const CTL0: u32 = 0xC001_0200;
 const CTR0: u32 = 0xC001_0201;
 const SYSCFG: u32 = 0xC001_0010;
 
-struct Machine(PathBuf);
+struct Machine(Scratch);
 
 impl Machine {
     fn new(name: &str) -> Machine {
-        let dir = std::env::temp_dir().join(format!("likwid-site-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = Scratch::new(&format!("site-{name}"));
         likwid_access::sim::create(&dir, CpuModel::by_name("zen4").unwrap(), &[0, 1]).unwrap();
         std::fs::create_dir_all(dir.join("etc/likwid-access")).unwrap();
         std::fs::set_permissions(dir.join("etc/likwid-access"), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -41,12 +43,6 @@ impl Machine {
 
     fn engine(&self) -> Engine {
         Engine::open(&self.root(), nix::unistd::getuid().as_raw(), Numbering::Likwid52).unwrap()
-    }
-}
-
-impl Drop for Machine {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -1,5 +1,8 @@
 //! The `likwid-access` binary: read/write/check/policy through the real daemon on simulated
 //! machines, usage errors, and one `doctor` run per check with that check broken.
+#[path = "support/scratch.rs"]
+mod scratch;
+use scratch::Scratch;
 
 use likwid_access::policy::CpuModel;
 use std::os::unix::fs::{FileExt, PermissionsExt};
@@ -14,13 +17,12 @@ const SYSCFG: u32 = 0xC001_0010;
 
 /// A simulated zen4 machine with CPUs 0-3, removed when dropped.
 struct Machine {
-    dir: PathBuf,
+    dir: Scratch,
 }
 
 impl Machine {
     fn new(name: &str) -> Machine {
-        let dir = std::env::temp_dir().join(format!("likwid-tool-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = Scratch::new(&format!("tool-{name}"));
         likwid_access::sim::create(&dir, CpuModel::by_name("zen4").unwrap(), &[0, 1, 2, 3]).unwrap();
         Machine { dir }
     }
@@ -57,12 +59,6 @@ impl Machine {
 
     fn run(&self, args: &[&str]) -> Output {
         run_tool(Some(&self.dir), DAEMON, args)
-    }
-}
-
-impl Drop for Machine {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

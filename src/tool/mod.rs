@@ -153,9 +153,9 @@ fn parse_register(text: &str) -> Result<u32, Failure> {
     u32::try_from(value).map_err(|_| Failure::Usage(format!("register `{text}` is wider than 32 bits")))
 }
 
-/// `0,2-5,7` → [0, 2, 3, 4, 5, 7].
+/// `0,2-5,7` → [0, 2, 3, 4, 5, 7]: what `--cpu` (and sim's `--cpu-list`) take.
 fn parse_cpu_list(text: &str) -> Result<Vec<u32>, Failure> {
-    let bad = || Failure::Usage(format!("--cpu `{text}`: want a list like 0,2-5"));
+    let bad = || Failure::Usage(format!("CPU list `{text}`: want a list like 0,2-5"));
     let mut cpus = Vec::new();
     for part in text.split(',') {
         let (first, last) = match part.split_once('-') {
