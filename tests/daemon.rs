@@ -4,8 +4,8 @@
 mod scratch;
 use scratch::Scratch;
 
-use likwid_access::policy::CpuModel;
-use likwid_access::wire::{self, Record, RECORD_LEN};
+use likwid_access::testing::wire::{self, Record, RECORD_LEN};
+use likwid_access::testing::CpuModel;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
@@ -18,7 +18,7 @@ const SYSCFG: u32 = 0xC001_0010;
 
 fn machine(name: &str, model: &str, cpus: &[u32]) -> Scratch {
     let dir = Scratch::new(&format!("it-{name}"));
-    likwid_access::sim::create(&dir, CpuModel::by_name(model).unwrap(), cpus).unwrap();
+    likwid_access::testing::create(&dir, CpuModel::by_name(model).unwrap(), cpus).unwrap();
     dir
 }
 

@@ -6,11 +6,11 @@
 mod scratch;
 use scratch::Scratch;
 
-use likwid_access::policy::discovery::{self, FakeReg, Space, Unit, UnitMap};
-use likwid_access::policy::pci::Numbering;
-use likwid_access::policy::CpuModel;
-use likwid_access::sim::discovery::{layout, table_address, GLOBAL_CTL};
-use likwid_access::wire::{self, Record, RECORD_LEN};
+use likwid_access::testing::discovery::{self, FakeReg, Space, Unit, UnitMap};
+use likwid_access::testing::wire::{self, Record, RECORD_LEN};
+use likwid_access::testing::CpuModel;
+use likwid_access::testing::Numbering;
+use likwid_access::testing::{layout, table_address, GLOBAL_CTL};
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
@@ -23,7 +23,7 @@ const N: Numbering = Numbering::Likwid54;
 
 fn machine(name: &str, model: &str) -> Scratch {
     let dir = Scratch::new(&format!("disc-{name}"));
-    likwid_access::sim::create_sockets(&dir, CpuModel::by_name(model).unwrap(), &[0, 1, 2, 3], 2).unwrap();
+    likwid_access::testing::create_sockets(&dir, CpuModel::by_name(model).unwrap(), &[0, 1, 2, 3], 2).unwrap();
     dir
 }
 
@@ -305,9 +305,9 @@ fn this_machines_real_pci_devices_yield_no_discovery_units() {
     std::fs::remove_dir_all(root.join("sys/bus/pci/devices")).unwrap();
     std::os::unix::fs::symlink("/sys/bus/pci/devices", root.join("sys/bus/pci/devices")).unwrap();
     let uid = nix::unistd::getuid().as_raw();
-    let mut engine = likwid_access::engine::Engine::open(&likwid_access::root::Root::new(&root), uid, N).unwrap();
+    let mut engine = likwid_access::testing::Engine::open(&likwid_access::testing::Root::new(&root), uid, N).unwrap();
     assert_eq!(engine.discovered_units(), vec![], "this VM has no uncore discovery device");
     let (_, cha_dev) = unit("spr", 0, "CHA", 0);
-    assert_eq!(engine.check(0, cha_dev), Err(likwid_access::error::AccessError::NoDevice));
-    assert_eq!(engine.read(0, cha_dev, fake(FakeReg::Ctr(0))), Err(likwid_access::error::AccessError::NoDevice));
+    assert_eq!(engine.check(0, cha_dev), Err(likwid_access::testing::AccessError::NoDevice));
+    assert_eq!(engine.read(0, cha_dev, fake(FakeReg::Ctr(0))), Err(likwid_access::testing::AccessError::NoDevice));
 }

@@ -5,7 +5,7 @@
 mod scratch;
 use scratch::Scratch;
 
-use likwid_access::policy::CpuModel;
+use likwid_access::testing::CpuModel;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
@@ -36,7 +36,7 @@ fn failing_close_range(dir: &Path) -> PathBuf {
 fn inherited_descriptors_are_closed_even_when_close_range_fails() {
     let dir = scratch("fds");
     let root = dir.join("machine");
-    likwid_access::sim::create(&root, CpuModel::by_name("zen3").unwrap(), &[0, 1]).unwrap();
+    likwid_access::testing::create(&root, CpuModel::by_name("zen3").unwrap(), &[0, 1]).unwrap();
     let shim = failing_close_range(&dir);
     let secret = std::fs::File::create(dir.join("callers-file")).unwrap();
     // dup2 leaves close-on-exec off: the daemon inherits the descriptor.
@@ -52,7 +52,7 @@ fn inherited_descriptors_are_closed_even_when_close_range_fails() {
         .unwrap();
     nix::unistd::close(stray).unwrap();
     ours.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
-    let mut hello = [0u8; likwid_access::wire::RECORD_LEN];
+    let mut hello = [0u8; likwid_access::testing::wire::RECORD_LEN];
     std::io::Read::read_exact(&mut &ours, &mut hello).expect("the daemon greets");
     let fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", child.id()))
         .unwrap()

@@ -6,8 +6,8 @@
 mod scratch;
 use scratch::Scratch;
 
-use likwid_access::policy::pci::Numbering;
-use likwid_access::policy::CpuModel;
+use likwid_access::testing::CpuModel;
+use likwid_access::testing::Numbering;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -20,7 +20,7 @@ struct Machine(Scratch);
 impl Machine {
     fn skx(name: &str) -> Machine {
         let dir = Scratch::new(&format!("numbering-{name}"));
-        likwid_access::sim::create_sockets(&dir, CpuModel::by_name("skx").unwrap(), &[0, 1], 2).unwrap();
+        likwid_access::testing::create_sockets(&dir, CpuModel::by_name("skx").unwrap(), &[0, 1], 2).unwrap();
         Machine(dir)
     }
 

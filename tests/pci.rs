@@ -5,16 +5,16 @@
 mod scratch;
 use scratch::Scratch;
 
-use likwid_access::engine::Engine;
-use likwid_access::error::AccessError;
-use likwid_access::policy::pci::Numbering;
-use likwid_access::policy::CpuModel;
-use likwid_access::root::Root;
+use likwid_access::testing::AccessError;
+use likwid_access::testing::CpuModel;
+use likwid_access::testing::Engine;
+use likwid_access::testing::Numbering;
+use likwid_access::testing::Root;
 
 #[test]
 fn real_pci_devices_of_this_machine_are_never_served() {
     let dir = Scratch::new("pci-real");
-    likwid_access::sim::create(&dir, CpuModel::by_name("skx").unwrap(), &[0, 1]).unwrap();
+    likwid_access::testing::create(&dir, CpuModel::by_name("skx").unwrap(), &[0, 1]).unwrap();
     std::fs::remove_dir_all(dir.join("sys/bus/pci/devices")).unwrap();
     std::os::unix::fs::symlink("/sys/bus/pci/devices", dir.join("sys/bus/pci/devices")).unwrap();
     let real = std::fs::read_dir("/sys/bus/pci/devices").map_or(0, |d| d.count());
@@ -31,7 +31,7 @@ fn real_pci_devices_of_this_machine_are_never_served() {
 #[test]
 fn every_numbering_names_the_same_devices() {
     let dir = Scratch::new("pci-numbering");
-    likwid_access::sim::create_sockets(&dir, CpuModel::by_name("skx").unwrap(), &[0, 1, 2, 3], 2).unwrap();
+    likwid_access::testing::create_sockets(&dir, CpuModel::by_name("skx").unwrap(), &[0, 1, 2, 3], 2).unwrap();
     for numbering in [Numbering::Likwid52, Numbering::Likwid53, Numbering::Likwid54] {
         let mut engine = Engine::open(&Root::new(&dir), nix::unistd::getuid().as_raw(), numbering).unwrap();
         let imc = numbering.index("PCI_IMC_DEVICE_0_CH_0").unwrap();

@@ -5,11 +5,11 @@
 mod scratch;
 use scratch::Scratch;
 
-use likwid_access::engine::{policy_for, Engine};
-use likwid_access::error::AccessError;
-use likwid_access::policy::pci::Numbering;
-use likwid_access::policy::CpuModel;
-use likwid_access::root::Root;
+use likwid_access::testing::AccessError;
+use likwid_access::testing::CpuModel;
+use likwid_access::testing::Numbering;
+use likwid_access::testing::Root;
+use likwid_access::testing::{policy_for, Engine};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -22,7 +22,7 @@ struct Machine(Scratch);
 impl Machine {
     fn new(name: &str) -> Machine {
         let dir = Scratch::new(&format!("site-{name}"));
-        likwid_access::sim::create(&dir, CpuModel::by_name("zen4").unwrap(), &[0, 1]).unwrap();
+        likwid_access::testing::create(&dir, CpuModel::by_name("zen4").unwrap(), &[0, 1]).unwrap();
         std::fs::create_dir_all(dir.join("etc/likwid-access")).unwrap();
         std::fs::set_permissions(dir.join("etc/likwid-access"), std::fs::Permissions::from_mode(0o755)).unwrap();
         Machine(dir)

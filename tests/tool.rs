@@ -4,7 +4,7 @@
 mod scratch;
 use scratch::Scratch;
 
-use likwid_access::policy::CpuModel;
+use likwid_access::testing::CpuModel;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -23,7 +23,7 @@ struct Machine {
 impl Machine {
     fn new(name: &str) -> Machine {
         let dir = Scratch::new(&format!("tool-{name}"));
-        likwid_access::sim::create(&dir, CpuModel::by_name("zen4").unwrap(), &[0, 1, 2, 3]).unwrap();
+        likwid_access::testing::create(&dir, CpuModel::by_name("zen4").unwrap(), &[0, 1, 2, 3]).unwrap();
         Machine { dir }
     }
 
@@ -163,7 +163,7 @@ fn policy_prints_the_effective_table_in_msr_safe_format() {
     let text = stdout(&out);
     let first = text.lines().next().unwrap_or("");
     assert!(first.starts_with("# likwid-access policy: built-in table zen4"), "{first}");
-    let rules = likwid_access::policy::parse(&text).expect("the output parses as an allowlist");
+    let rules = likwid_access::testing::parse(&text).expect("the output parses as an allowlist");
     assert!(rules.iter().any(|r| r.first <= PERF_CTR0 && PERF_CTR0 <= r.last), "PERF_CTR0 listed");
     let hwcr = text.lines().find(|l| l.starts_with("0xC0010015 ")).expect("HWCR listed");
     assert!(hwcr.contains(" 0x0000000040000000 "), "HWCR write mask after the ceiling: {hwcr}");

@@ -5,7 +5,7 @@
 //! Trace lines: `OP CPU DEVICE REG DATA CODE` (OP read/write/check; REG, DATA hex; CODE the
 //! LIKWID reply code). Only MSR requests (device 0) are checked: PCI devices have no policy yet.
 
-use likwid_access::policy::{CpuModel, Policy, WriteRule};
+use likwid_access::testing::{CpuModel, Policy, WriteRule};
 use std::path::{Path, PathBuf};
 
 fn hex(word: &str) -> Option<u64> {

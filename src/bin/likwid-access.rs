@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    likwid_access::tool::main()
+    likwid_access::tool_main()
 }

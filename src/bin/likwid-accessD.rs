@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    likwid_access::daemon::main()
+    likwid_access::daemon_main()
 }

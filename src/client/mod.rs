@@ -16,7 +16,7 @@ pub(crate) use handshake::read_greeting;
 /// The PciDeviceIndex numbering of our header (LIKWID 5.2's, as Debian ships), which our
 /// library tells our daemon.
 pub const HEADER_NUMBERING: crate::policy::pci::Numbering = crate::policy::pci::Numbering::Likwid52;
-pub use launch::{daemon_path, DAEMON_ENV, INSTALLED_DAEMON};
+pub use launch::{daemon_path, DAEMON_ENV};
 
 use crate::engine::{Engine, Op};
 use crate::error::AccessError;

@@ -11,7 +11,6 @@ mod session;
 mod syslog;
 mod workers;
 
-pub use privilege::effective_capabilities;
 pub use serve::{serve, Ended, Peer};
 pub use session::Session;
 
