@@ -22,7 +22,7 @@ use crate::engine::{Engine, Op};
 use crate::error::AccessError;
 use crate::root::Root;
 use crate::sys;
-use crate::wire::{self, DeviceIndex, HwThread, Kind, Record};
+use crate::wire::{DeviceIndex, HwThread, Kind, Record};
 use conn::Connection;
 use machine::Machine;
 use std::cell::{Cell, RefCell};
@@ -89,8 +89,8 @@ impl State {
         let secure = sys::secure_exec();
         let (backend, machine) = match self.mode {
             Mode::Daemon => {
-                let (conn, cpus) = launch::launch(secure)?;
-                (Backend::Daemon(conn), cpus)
+                let (conn, machine) = launch::launch(secure)?;
+                (Backend::Daemon(conn), machine)
             }
             Mode::Direct => {
                 let engine = Engine::open(&Root::from_env(secure), nix::unistd::getuid().as_raw(), HEADER_NUMBERING)?;
@@ -143,12 +143,12 @@ pub(crate) fn daemon_access(
 
 /// LIKWID's CHECK through a daemon connection: Ok when the daemon can use `device` on `cpu`.
 pub(crate) fn daemon_check(conn: &mut Connection, cpu: u32, device: DeviceIndex) -> Result<(), AccessError> {
-    reply_result(&conn.round_trip(&Record::request(wire::Kind::Check, cpu, device.0, 0, 0))?).map(|_| ())
+    reply_result(&conn.round_trip(&Record::request(Kind::Check, cpu, device.0, 0, 0))?).map(|_| ())
 }
 
 /// A reply record as the value read, or the error its code stands for.
 fn reply_result(reply: &Record) -> Result<u64, AccessError> {
-    match AccessError::from_wire_code(reply.errorcode, reply.reg, reply.kind == wire::Kind::Write.code()) {
+    match AccessError::from_wire_code(reply.errorcode, reply.reg, reply.kind == Kind::Write.code()) {
         None => Ok(reply.data),
         Some(e) => Err(e),
     }
