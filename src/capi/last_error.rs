@@ -74,3 +74,34 @@ pub unsafe extern "C" fn HPMlastError(buf: *mut c_char, len: usize) -> usize {
         .unwrap_or(0)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last(len: usize) -> (usize, Vec<u8>) {
+        let mut buf = vec![0xAAu8; len];
+        // SAFETY: `buf` has `len` writable bytes.
+        let n = unsafe { HPMlastError(buf.as_mut_ptr().cast(), len) };
+        (n, buf)
+    }
+
+    #[test]
+    fn message_is_cut_at_a_character_boundary_and_nul_terminated() {
+        record("ü-x\0hidden".to_string()); // "ü" is two bytes; the NUL ends the message
+        assert_eq!(last(0).0, 4);
+        assert_eq!(last(64), (4, b"\xc3\xbc-x\0".iter().copied().chain([0xAA; 59]).collect()));
+        // Room for one byte of "ü": none of it is copied.
+        assert_eq!(last(2), (4, vec![0, 0xAA]));
+        assert_eq!(last(3), (4, b"\xc3\xbc\0".to_vec()));
+        // SAFETY: NULL with length 0 writes nothing.
+        assert_eq!(unsafe { HPMlastError(std::ptr::null_mut(), 0) }, 4);
+    }
+
+    #[test]
+    fn failure_returns_the_negated_errno_and_keeps_the_message() {
+        assert_eq!(fail(&AccessError::OutOfRange), -libc::ERANGE);
+        let (n, buf) = last(64);
+        assert_eq!(&buf[..n], AccessError::OutOfRange.to_string().as_bytes());
+    }
+}
