@@ -244,10 +244,8 @@ fn admin(service: &Service, mut stream: UnixStream, peer: &Peer) {
         text.push('\n');
         let _ = stream.write_all(text.as_bytes());
     };
-    if peer.uid != 0 {
-        refusal(peer, "admin", "admin commands need root");
-        return reply(&mut stream, &["error: admin commands need root".into()]);
-    }
+    // The line is read before the uid is judged: closing on unread bytes would reset the
+    // connection and lose the answer.
     let mut line = Vec::new();
     let mut byte = [0u8; 256];
     loop {
@@ -260,6 +258,10 @@ fn admin(service: &Service, mut stream: UnixStream, peer: &Peer) {
         if line.contains(&b'\n') || line.len() > admin::MAX_LINE {
             break;
         }
+    }
+    if peer.uid != 0 {
+        refusal(peer, "admin", "admin commands need root");
+        return reply(&mut stream, &["error: admin commands need root".into()]);
     }
     let Some(end) = line.iter().position(|b| *b == b'\n').filter(|n| *n <= admin::MAX_LINE) else {
         return reply(&mut stream, &["error: want one line of at most 4096 bytes".into()]);

@@ -28,7 +28,7 @@ use nix::sys::stat::{fchmodat, FchmodatFlags, Mode};
 use protocol::{CONFIG_PATH, JOURNAL_DIR, RUN_DIR, SOCKET_PATH};
 use std::collections::HashMap;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -93,10 +93,13 @@ fn fail(why: impl std::fmt::Display) -> ExitCode {
 
 /// A root-owned directory of this mode that nobody else can write; made if missing.
 fn own_directory(path: &Path, mode: u32) -> Result<(), String> {
-    if let Err(e) = std::fs::DirBuilder::new().mode(mode).create(path) {
-        if e.kind() != std::io::ErrorKind::AlreadyExists {
-            return Err(format!("cannot create {}: {e}", path.display()));
-        }
+    match std::fs::DirBuilder::new().mode(mode).create(path) {
+        // The umask (077 since start) narrowed the mode: the socket's directory must be
+        // searchable by every user.
+        Ok(()) => std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| format!("cannot chmod {}: {e}", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(format!("cannot create {}: {e}", path.display())),
     }
     let meta = std::fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if !meta.is_dir() || meta.uid() != 0 || meta.mode() & 0o022 != 0 {
