@@ -21,7 +21,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Longest wait for a hello or an admin command.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -53,8 +53,18 @@ fn identity(stream: &impl AsFd, peer: &Peer) -> Identity {
     Identity { uid: peer.uid, user: None, groups: gids.into_iter().map(|g| (g, None)).collect() }
 }
 
-/// Reads the hello and any descriptors sent with it.
-fn read_hello(stream: &mut UnixStream) -> Result<(Hello, Vec<OwnedFd>), String> {
+/// Sets the read timeout to what is left until `deadline`; an error once it has passed. A
+/// client trickling a byte at a time gets no more time than one that sends nothing.
+fn until(stream: &UnixStream, deadline: Instant) -> std::io::Result<()> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(std::io::ErrorKind::TimedOut.into());
+    }
+    stream.set_read_timeout(Some(left))
+}
+
+/// Reads the hello and any descriptors sent with it, all before `deadline`.
+fn read_hello(stream: &mut UnixStream, deadline: Instant) -> Result<(Hello, Vec<OwnedFd>), String> {
     let mut buf = [0u8; HELLO_LEN];
     let (mut got, fds, truncated) =
         sys::recv_with_fds(stream.as_fd(), &mut buf).map_err(|e| format!("no hello: {e}"))?;
@@ -62,6 +72,7 @@ fn read_hello(stream: &mut UnixStream) -> Result<(Hello, Vec<OwnedFd>), String> 
         return Err("more descriptors than a hand-over carries".into());
     }
     while got < HELLO_LEN {
+        until(stream, deadline).map_err(|e| format!("no hello: {e}"))?;
         match stream.read(&mut buf[got..]) {
             Ok(0) => return Err(format!("closed after {got} bytes of hello")),
             Ok(n) => got += n,
@@ -74,9 +85,10 @@ fn read_hello(stream: &mut UnixStream) -> Result<(Hello, Vec<OwnedFd>), String> 
 
 /// Serves one accepted connection to its end.
 pub fn handle(service: &Service, mut stream: UnixStream, peer: Peer) {
+    let deadline = Instant::now() + HELLO_TIMEOUT;
     let _ = stream.set_read_timeout(Some(HELLO_TIMEOUT));
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-    let (hello, fds) = match read_hello(&mut stream) {
+    let (hello, fds) = match read_hello(&mut stream, deadline) {
         Ok(h) => h,
         Err(why) => {
             log::warn!("closed connection of uid {} pid {}: {why}", peer.uid, peer.pid);
@@ -90,7 +102,7 @@ pub fn handle(service: &Service, mut stream: UnixStream, peer: Peer) {
     match hello {
         Hello::Session(numbering) => library_session(service, stream, &peer, numbering),
         Hello::HandOver => hand_over(service, stream, &peer, fds),
-        Hello::Admin => admin(service, stream, &peer),
+        Hello::Admin => admin(service, stream, &peer, deadline),
     }
 }
 
@@ -238,7 +250,7 @@ fn hand_over(service: &Service, mut relay: UnixStream, relay_peer: &Peer, mut fd
 }
 
 /// Mode 3: one command from root, text lines back, the last `ok` or `error: ...`.
-fn admin(service: &Service, mut stream: UnixStream, peer: &Peer) {
+fn admin(service: &Service, mut stream: UnixStream, peer: &Peer, deadline: Instant) {
     let reply = |stream: &mut UnixStream, lines: &[String]| {
         let mut text = lines.join("\n");
         text.push('\n');
@@ -249,6 +261,9 @@ fn admin(service: &Service, mut stream: UnixStream, peer: &Peer) {
     let mut line = Vec::new();
     let mut byte = [0u8; 256];
     loop {
+        if let Err(e) = until(&stream, deadline) {
+            return reply(&mut stream, &[format!("error: no command within {HELLO_TIMEOUT:?}: {e}")]);
+        }
         match stream.read(&mut byte) {
             Ok(0) => break,
             Ok(n) => line.extend_from_slice(&byte[..n]),

@@ -70,7 +70,10 @@ pub fn serve(service: &Service, id: SessionId, stream: &mut UnixStream, extensio
         let sent = if extensions && req.kind == wire::TYPE_BATCH {
             serve_batch(service, id, stream, &req)
         } else {
-            match service.core().answer(id, &req) {
+            // The core's lock is released before the reply is sent: a client that does not
+            // read its replies stalls only itself.
+            let reply = service.core().answer(id, &req);
+            match reply {
                 Some(reply) => stream.write_all(&reply.encode()).map(|()| true),
                 None => Ok(false),
             }
