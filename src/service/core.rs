@@ -12,7 +12,7 @@ use crate::lock::LockWatch;
 use crate::policy::pci::Numbering;
 use crate::policy::{apply_mask, Policy, WriteRule};
 use crate::wire::{self, Kind, Record};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
@@ -49,7 +49,9 @@ struct Live {
     client: Client,
     /// CPUs this session has programmed: no other session may write them until it ends.
     owned: BTreeSet<u32>,
-    seen: HashSet<(u32, i32, u32)>,
+    /// Registers whose original value is on disk, with that value and whether the session has
+    /// written them since (a refused write is journaled once, never again).
+    journaled: HashMap<(u32, i32, u32), (u64, bool)>,
     originals: Vec<Entry>,
     journal: Option<JournalFile>,
     writes: u64,
@@ -112,7 +114,7 @@ impl Core {
         let live = Live {
             client,
             owned: BTreeSet::new(),
-            seen: HashSet::new(),
+            journaled: HashMap::new(),
             originals: Vec::new(),
             journal: None,
             writes: 0,
@@ -236,28 +238,24 @@ impl Core {
         let key = (req.cpu, req.device, req.reg);
         // Settings meant to outlive the session (prefetchers, uncore clock) are not journaled.
         let persists = req.device == wire::MSR_DEV && crate::policy::persists(req.reg);
-        let journaled = !persists && !live.seen.contains(&key);
-        let mut original = None;
-        if journaled {
-            if live.seen.len() >= JOURNAL_LIMIT {
+        if !persists && !live.journaled.contains_key(&key) {
+            if live.journaled.len() >= JOURNAL_LIMIT {
                 return Err((AccessError::ReadWrite(libc::ENOMEM), format!("session wrote {JOURNAL_LIMIT} registers")));
             }
             // A register that cannot be read (a write-only command) cannot be restored either.
-            original = self.engine.read(req.cpu, req.device, req.reg).ok();
-            if let Some(old) = original {
-                let entry = (req.cpu, req.device, req.reg, old);
-                if let Err(e) = self.journal_entry(id, live, entry) {
+            if let Ok(old) = self.engine.read(req.cpu, req.device, req.reg) {
+                if let Err(e) = self.journal_entry(id, live, (req.cpu, req.device, req.reg, old)) {
                     let why = format!("cannot journal the original value in {}: {e}", self.journal_dir.display());
                     return Err((AccessError::ReadWrite(e.raw_os_error().unwrap_or(libc::EIO)), why));
                 }
+                live.journaled.insert(key, (old, false));
             }
         }
         self.engine.write(req.cpu, req.device, req.reg, value).map_err(|e| (e, String::new()))?;
         live.writes += 1;
-        if let Some(old) = original {
-            if live.seen.insert(key) {
-                live.originals.push((req.cpu, req.device, req.reg, old));
-            }
+        if let Some((old, written)) = live.journaled.get_mut(&key).filter(|(_, w)| !*w) {
+            *written = true;
+            live.originals.push((req.cpu, req.device, req.reg, *old));
         }
         for &cpu in targets {
             if live.owned.insert(cpu) {
@@ -355,7 +353,8 @@ impl Core {
 
     /// SIGTERM: end every session with a restore; nothing is served afterwards.
     pub fn stop(&mut self) -> usize {
-        let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+        // Newest first: where sessions wrote one register in turn, the oldest original wins.
+        let ids: Vec<SessionId> = self.sessions.keys().rev().copied().collect();
         let count = ids.len();
         for id in ids {
             self.end(id, End::Restore);

@@ -126,7 +126,10 @@ fn read_journal(path: &Path) -> Result<Replay, String> {
 pub fn leftovers(dir: &Path) -> Vec<(PathBuf, Result<Replay, String>)> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
     let mut found: Vec<PathBuf> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
-    found.sort();
+    // Newest session first (`session-<id>`, numerically): where sessions wrote one register
+    // in turn, the oldest original is written last and wins.
+    let id = |p: &PathBuf| p.file_name()?.to_str()?.strip_prefix("session-")?.parse::<u64>().ok();
+    found.sort_by_key(|p| std::cmp::Reverse(id(p)));
     found.into_iter().map(|p| (p.clone(), read_journal(&p))).collect()
 }
 

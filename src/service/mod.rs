@@ -16,6 +16,8 @@ mod load;
 pub mod protocol;
 mod scope;
 mod serve;
+#[cfg(test)]
+mod tests;
 
 use self::core::Core;
 use crate::engine::Machine;
