@@ -176,10 +176,24 @@ sys.exit(0 if s.recv(1) == b\"\" and 4 <= time.time() - t <= 8 else 1)" & silent
 
     # 4. Hostile connections: silence times out without holding anybody up; garbage and
     #    admin commands from a user are refused.
-    sleep 0.1
+    # A session that floods requests and never reads a reply: its thread waits on its own socket.
+    $as_t2 $py -c "
+import socket, struct, sys, time
+s = socket.socket(socket.AF_UNIX); s.connect(\"/run/likwid-access/socket\")
+s.sendall(b\"LKAS\\x01\\x01\\x02\\x05\"); s.recv(32); s.setblocking(False)
+record = struct.pack(\"=IIQiii4x\", 0, 0xC0010201, 0, 0, 0, 3)
+try:
+    for _ in range(1000000):
+        s.send(record)
+except BlockingIOError:
+    pass
+open(sys.argv[1], \"w\").close(); time.sleep(2)" $d/flooding & flood=$!
+    waitfor $d/flooding
     t=$(date +%s%N)
     $as_t1 $client add 0 0 r 0 $CTR0 0 fin && [ $(( ($(date +%s%N) - t) / 1000000 )) -lt 1000 ] \
-        && ok "a session is served at once while a silent connection is open" || bad "served late or not at all"
+        && ok "a session is served at once while a silent connection and a flooding client that reads nothing are open" \
+        || bad "served late or not at all"
+    wait $flood || bad "flooding client"
     python3 -c "
 import socket
 s = socket.socket(socket.AF_UNIX); s.connect(\"/run/likwid-access/socket\"); s.settimeout(5)
