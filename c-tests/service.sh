@@ -115,23 +115,23 @@ sys.exit(0 if s.recv(1) == b\"\" and 4 <= time.time() - t <= 8 else 1)" & silent
 
     # 1. Three users at once: read-write served, read-only refused writes, none refused.
     SERVICE_PID=$spid $as_t1 $client add 0 0 pid touch $d/t1 wait $d/t2 wait $d/t3 w 0 $CTR0 0x5551 0 \
-        r 0 $CTR0 0 0x5551 touch $d/t1done wait $d/alldone fin >"$inst/t1.log" 2>&1 & p1=$!
-    $as_t2 $client add 0 0 touch $d/t2 wait $d/t1 r 0 $CTR0 0 w 0 $CTR0 0x1 -1 touch $d/t2done wait $d/alldone fin \
+        r 0 $CTR0 0 0x5551 b 0 $CTR0 0x5552 2000 0 touch $d/t1done wait $d/alldone fin >"$inst/t1.log" 2>&1 & p1=$!
+    $as_t2 $client add 0 0 touch $d/t2 wait $d/t1 r 0 $CTR0 0 w 0 $CTR0 0x1 -1 b 0 $CTR0 0x1 10 1 touch $d/t2done wait $d/alldone fin \
         >"$inst/t2.log" 2>&1 & p2=$!
     $as_t3 $client add 0 -13 touch $d/t3 >"$inst/t3.log" 2>&1 & p3=$!
     waitfor $d/t1done && waitfor $d/t2done
     status=$("$inst/likwid-access" service status)
-    echo "$status" | grep -Eq "^session [0-9]+ uid=$u1 pid=$p1 cpus=0 writes=1$" \
+    echo "$status" | grep -Eq "^session [0-9]+ uid=$u1 pid=$p1 cpus=0 writes=2$" \
         && echo "$status" | grep -Eq "^session [0-9]+ uid=$u2 pid=[0-9]+ cpus=- writes=0$" \
         && ok "admin status lists both live sessions (uid, pid, owned CPUs, writes)" || { echo "$status"; bad "status"; }
     touch $d/alldone
     r1=0 r2=0 r3=0; wait $p1 || r1=$?; wait $p2 || r2=$?; wait $p3 || r3=$?
-    [ $r1 = 0 ] && ok "likwid-t1 (read-write): write and read back served; HPMdaemonPid is the service pid" \
+    [ $r1 = 0 ] && ok "likwid-t1 (read-write): write, read back and a batch of 2000 served; HPMdaemonPid is the service pid" \
         || { cat "$inst/t1.log"; bad "likwid-t1"; }
-    [ $r2 = 0 ] && ok "likwid-t2 (read via supplementary group 4242): read served, write -EPERM" \
+    [ $r2 = 0 ] && ok "likwid-t2 (read via supplementary group 4242): read served, write -EPERM (also in a batch)" \
         || { cat "$inst/t2.log"; bad "likwid-t2"; }
     [ $r3 = 0 ] && ok "likwid-t3 (none): session refused with -EACCES" || { cat "$inst/t3.log"; bad "likwid-t3"; }
-    [ "$(reg 0 $CTR0)" = $((0x5551)) ] && ok "EXIT keeps what the session programmed" || bad "cpu 0 holds $(reg 0 $CTR0)"
+    [ "$(reg 0 $CTR0)" = $((0x5552)) ] && ok "EXIT keeps what the session programmed" || bad "cpu 0 holds $(reg 0 $CTR0)"
     setreg 0 $CTR0 0
 
     # 2. Cpuset scope, a second writer on the same CPU, and a reset of the Slurm job.

@@ -5,6 +5,8 @@
  *   r CPU REG RC [VALUE]    HPMread returns RC (and reads VALUE)
  *   touch PATH              creates PATH (tells the script a step is done)
  *   wait PATH               waits (at most 20 s) until PATH exists
+ *   b CPU REG VALUE N RC    one HPMbatch: a write of VALUE, then N-1 reads of REG; RC operations
+ *                           fail, and with RC 0 every read gives VALUE
  *   pid                     HPMdaemonPid() is the service's pid (from $SERVICE_PID)
  *   crash                   exits at once without HPMfinalize (SIGKILL of itself)
  *   fin                     HPMfinalize (EXIT: registers kept as programmed)
@@ -58,6 +60,28 @@ int main(int argc, char **argv)
                     bad |= fail(step, "read value", (long long)v, (long long)num(argv[i]));
                 i++;
             }
+        } else if (!strcmp(op, "b") && i + 5 < argc) {
+            uint32_t n = (uint32_t)num(argv[i + 4]);
+            HPMBatchOp *ops = calloc(n ? n : 1, sizeof *ops);
+            if (!ops)
+                return 2;
+            for (uint32_t k = 0; k < n; k++) {
+                ops[k].cpu = (uint32_t)num(argv[i + 1]);
+                ops[k].dev = MSR_DEV;
+                ops[k].reg = (uint32_t)num(argv[i + 2]);
+                ops[k].op = k == 0 ? HPM_BATCH_WRITE : HPM_BATCH_READ;
+                ops[k].data = k == 0 ? num(argv[i + 3]) : 0;
+            }
+            int rc = HPMbatch(ops, n);
+            if (rc != atoi(argv[i + 5]))
+                bad |= fail(step, "batch", rc, atoi(argv[i + 5]));
+            for (uint32_t k = 1; rc == 0 && k < n; k++)
+                if (ops[k].result != 0 || ops[k].data != num(argv[i + 3])) {
+                    bad |= fail(step, "batch read", (long long)ops[k].data, (long long)num(argv[i + 3]));
+                    break;
+                }
+            free(ops);
+            i += 6;
         } else if (!strcmp(op, "touch") && i + 1 < argc) {
             FILE *f = fopen(argv[i + 1], "w");
             if (f)

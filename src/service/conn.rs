@@ -91,12 +91,14 @@ pub fn handle(service: &Service, mut stream: UnixStream, peer: Peer) {
     let (hello, fds) = match read_hello(&mut stream, deadline) {
         Ok(h) => h,
         Err(why) => {
-            log::warn!("closed connection of uid {} pid {}: {why}", peer.uid, peer.pid);
+            service.log.warn(peer.uid, &format!("closed connection of uid {} pid {}: {why}", peer.uid, peer.pid));
             return;
         }
     };
     if !fds.is_empty() && hello != Hello::HandOver {
-        log::warn!("closed connection of uid {} pid {}: descriptors sent with a {hello:?} hello", peer.uid, peer.pid);
+        let why =
+            format!("closed connection of uid {} pid {}: descriptors sent with a {hello:?} hello", peer.uid, peer.pid);
+        service.log.warn(peer.uid, &why);
         return;
     }
     match hello {
@@ -107,9 +109,9 @@ pub fn handle(service: &Service, mut stream: UnixStream, peer: Peer) {
 }
 
 /// Why a client is turned away, logged and told.
-fn refusal(peer: &Peer, via: &str, why: &str) -> String {
+fn refusal(service: &Service, peer: &Peer, via: &str, why: &str) -> String {
     let message = format!("likwid-access service refused uid {} pid {} ({via}): {why}", peer.uid, peer.pid);
-    log::warn!("{message}");
+    service.log.warn(peer.uid, &message);
     message
 }
 
@@ -127,12 +129,12 @@ fn admit(
     let line = grant.rule.as_ref().map_or(String::new(), |r| format!(" (line {})", r.line));
     if grant.access == Access::None {
         let why = format!("{} grants no access{line}; ask the administrator", loaded.source);
-        return Err(refusal(peer, via, &why));
+        return Err(refusal(service, peer, via, &why));
     }
     let allowlist = match grant.rule.as_ref().and_then(|r| r.allowlist.as_ref()) {
         Some(path) => match loaded.allowlists.get(path) {
             Some(policy) => Some(policy.clone()),
-            None => return Err(refusal(peer, via, &format!("allowlist {} is not loaded", path.display()))),
+            None => return Err(refusal(service, peer, via, &format!("allowlist {} is not loaded", path.display()))),
         },
         None => None,
     };
@@ -216,24 +218,24 @@ fn hand_over(service: &Service, mut relay: UnixStream, relay_peer: &Peer, mut fd
         let _ = relay.write_all(&[errno]);
     };
     if fds.len() != 1 {
-        refusal(relay_peer, "hand-over", &format!("{} descriptors with the hello, want exactly 1", fds.len()));
+        refusal(service, relay_peer, "hand-over", &format!("{} descriptors with the hello, want exactly 1", fds.len()));
         return answer(&mut relay, libc::EINVAL as u8);
     }
     let mut client = UnixStream::from(fds.pop().expect("one"));
     if let Err(why) = connected_unix_stream(&client) {
-        refusal(relay_peer, "hand-over", &format!("the descriptor is {why}"));
+        refusal(service, relay_peer, "hand-over", &format!("the descriptor is {why}"));
         return answer(&mut relay, libc::ENOTSOCK as u8);
     }
     let peer = match peer_of(&client) {
         Ok(p) => p,
         Err(e) => {
-            refusal(relay_peer, "hand-over", &format!("no peer credentials on the handed socket: {e}"));
+            refusal(service, relay_peer, "hand-over", &format!("no peer credentials on the handed socket: {e}"));
             return answer(&mut relay, libc::EPROTO as u8);
         }
     };
     if peer.uid != relay_peer.uid {
         let why = format!("handed socket's peer is uid {} pid {}, not the relay's uid", peer.uid, peer.pid);
-        refusal(relay_peer, "hand-over", &why);
+        refusal(service, relay_peer, "hand-over", &why);
         return answer(&mut relay, libc::EACCES as u8);
     }
     let numbering = crate::daemon::numbering_for_client(peer.pid, &service.fallback_numbering);
@@ -275,7 +277,7 @@ fn admin(service: &Service, mut stream: UnixStream, peer: &Peer, deadline: Insta
         }
     }
     if peer.uid != 0 {
-        refusal(peer, "admin", "admin commands need root");
+        refusal(service, peer, "admin", "admin commands need root");
         return reply(&mut stream, &["error: admin commands need root".into()]);
     }
     let Some(end) = line.iter().position(|b| *b == b'\n').filter(|n| *n <= admin::MAX_LINE) else {

@@ -14,6 +14,7 @@ mod core;
 mod journal;
 mod load;
 pub mod protocol;
+mod ratelimit;
 mod scope;
 mod serve;
 #[cfg(test)]
@@ -50,6 +51,8 @@ pub struct Service {
     fallback_numbering: (Numbering, String),
     lock_path: PathBuf,
     slots: Mutex<HashMap<u32, usize>>,
+    /// Refusals and dropped connections, logged at a bounded rate per uid.
+    log: ratelimit::RateLimit,
 }
 
 impl Service {
@@ -250,6 +253,7 @@ pub fn run(secure: bool) -> ExitCode {
         fallback_numbering,
         lock_path,
         slots: Mutex::new(HashMap::new()),
+        log: ratelimit::RateLimit::default(),
     });
     let handler = service.clone();
     if let Err(e) = std::thread::Builder::new()
@@ -281,7 +285,7 @@ fn accept_loop(service: &Arc<Service>, listener: &UnixListener) {
             }
         };
         if let Err(why) = service.take_slot(peer.uid) {
-            log::warn!("refused connection of uid {} pid {}: {why}", peer.uid, peer.pid);
+            service.log.warn(peer.uid, &format!("refused connection of uid {} pid {}: {why}", peer.uid, peer.pid));
             continue;
         }
         let shared = service.clone();
