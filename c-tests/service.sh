@@ -45,23 +45,32 @@ chmod -R a+rX "$inst"
 if [ ! -d /etc/likwid-access ]; then mkdir -m 0755 /etc/likwid-access; made_etc=1; fi
 
 # A cpuset cgroup holding CPU 0 only, named like Slurm's (job_4242): v1 where the cpuset
-# hierarchy is mounted, else v2 when its root offers the cpuset controller.
-v1=$(awk '/ - cgroup / && $NF ~ /(^|,)cpuset(,|$)/ { print $5; exit }' /proc/self/mountinfo)
-v2=$(awk '/ - cgroup2 / { print $5; exit }' /proc/self/mountinfo)
-if [ -n "$v1" ]; then
-    cg_base=$v1/likwid-svc-$$
-    mkdir "$cg_base" "$cg_base/job_4242"
-    for d in "$cg_base" "$cg_base/job_4242"; do
-        cat "$v1/cpuset.mems" >"$d/cpuset.mems"
-        echo 0 >"$d/cpuset.cpus"
-    done
-elif [ -n "$v2" ] && grep -qw cpuset "$v2/cgroup.controllers"; then
-    echo +cpuset >"$v2/cgroup.subtree_control"
-    cg_base=$v2/likwid-svc-$$
-    mkdir "$cg_base"
-    echo +cpuset >"$cg_base/cgroup.subtree_control"
-    mkdir "$cg_base/job_4242"
-    echo 0 >"$cg_base/job_4242/cpuset.cpus"
+# hierarchy is mounted, else v2 when its root offers the cpuset controller. Where neither can
+# be made (a container without cgroup write access), the scope steps run unconfined.
+make_cpuset() {
+    local v1 v2
+    v1=$(awk '/ - cgroup / && $NF ~ /(^|,)cpuset(,|$)/ { print $5; exit }' /proc/self/mountinfo)
+    v2=$(awk '/ - cgroup2 / { print $5; exit }' /proc/self/mountinfo)
+    if [ -n "$v1" ]; then
+        cg_base=$v1/likwid-svc-$$
+        mkdir "$cg_base" "$cg_base/job_4242" || return 1
+        for d in "$cg_base" "$cg_base/job_4242"; do
+            cat "$v1/cpuset.mems" >"$d/cpuset.mems" && echo 0 >"$d/cpuset.cpus" || return 1
+        done
+    elif [ -n "$v2" ] && grep -qw cpuset "$v2/cgroup.controllers"; then
+        echo +cpuset >"$v2/cgroup.subtree_control" || return 1
+        cg_base=$v2/likwid-svc-$$
+        mkdir "$cg_base" && echo +cpuset >"$cg_base/cgroup.subtree_control" && mkdir "$cg_base/job_4242" \
+            && echo 0 >"$cg_base/job_4242/cpuset.cpus" || return 1
+    else
+        return 1
+    fi
+}
+if ! make_cpuset; then
+    echo "no cpuset cgroup could be made here: the scope steps run unconfined"
+    cleanup_cg=$cg_base
+    cg_base=
+    [ -n "$cleanup_cg" ] && { rmdir "$cleanup_cg/job_4242" "$cleanup_cg" 2>/dev/null || true; }
 fi
 
 unshare -m --propagation private bash -euc '

@@ -332,12 +332,9 @@ impl Core {
             .iter()
             .filter(|(_, s)| filter.uid.is_none_or(|u| s.client.uid == u))
             .filter(|(_, s)| filter.job.as_ref().is_none_or(|j| super::scope::in_job(&s.client.cgroups, j)))
-            .filter(|(_, s)| {
-                filter.cpus.as_ref().is_none_or(|cpus| {
-                    cpus.iter()
-                        .any(|c| s.owned.contains(c) || s.client.cpuset.as_ref().is_some_and(|set| set.contains(c)))
-                })
-            })
+            // CPUs a session programs, not those it may use: an unconfined reader must not be
+            // ended by every job's epilog.
+            .filter(|(_, s)| filter.cpus.as_ref().is_none_or(|cpus| cpus.iter().any(|c| s.owned.contains(c))))
             .map(|(id, _)| *id)
             .collect();
         matching
