@@ -7,11 +7,14 @@
  *   wait PATH               waits (at most 20 s) until PATH exists
  *   b CPU REG VALUE N RC    one HPMbatch: a write of VALUE, then N-1 reads of REG; RC operations
  *                           fail, and with RC 0 every read gives VALUE
+ *   time CPU REG N          prints the time of the first HPMaddThread (the session's start) and
+ *                           the median of 5 runs of N reads (a figure, never a failure)
  *   pid                     HPMdaemonPid() is the service's pid (from $SERVICE_PID)
  *   crash                   exits at once without HPMfinalize (SIGKILL of itself)
  *   fin                     HPMfinalize (EXIT: registers kept as programmed)
  * Numbers are decimal or 0x hex; RC is 0 or a negative errno. */
 #include <errno.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,6 +85,35 @@ int main(int argc, char **argv)
                 }
             free(ops);
             i += 6;
+        } else if (!strcmp(op, "time") && i + 3 < argc) {
+            uint32_t cpu = (uint32_t)num(argv[i + 1]), reg = (uint32_t)num(argv[i + 2]);
+            long n = (long)num(argv[i + 3]);
+            struct timespec a, b;
+            clock_gettime(CLOCK_MONOTONIC, &a);
+            int rc = HPMaddThread(cpu);
+            clock_gettime(CLOCK_MONOTONIC, &b);
+            double start_us = ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / 1e3;
+            double runs[5];
+            for (int r = 0; r < 5 && rc == 0; r++) {
+                uint64_t v;
+                clock_gettime(CLOCK_MONOTONIC, &a);
+                for (long k = 0; k < n; k++)
+                    rc |= HPMread(cpu, MSR_DEV, reg, &v);
+                clock_gettime(CLOCK_MONOTONIC, &b);
+                runs[r] = ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / (double)n;
+            }
+            for (int x = 0; x < 5; x++)
+                for (int y = x + 1; y < 5; y++)
+                    if (runs[y] < runs[x]) {
+                        double t = runs[x];
+                        runs[x] = runs[y];
+                        runs[y] = t;
+                    }
+            if (rc != 0)
+                bad |= fail(step, "time", rc, 0);
+            else
+                printf("start_us=%.0f read_ns_median=%.0f\n", start_us, runs[2]);
+            i += 4;
         } else if (!strcmp(op, "touch") && i + 1 < argc) {
             FILE *f = fopen(argv[i + 1], "w");
             if (f)

@@ -19,7 +19,6 @@ use nix::sys::socket::{
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -115,6 +114,13 @@ fn refusal(service: &Service, peer: &Peer, via: &str, why: &str) -> String {
     message
 }
 
+/// The effective uid of process `pid`, from the `Uid:` line of its status file.
+fn effective_uid(pid: i32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let uids = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+    uids.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Builds the session's client from what the config grants; Err(reason) when refused.
 fn admit(
     service: &Service,
@@ -149,8 +155,10 @@ fn admit(
                 Some(BTreeSet::new())
             }
         };
-        // The pid may have been reused since connect: the cgroup read must be the client's.
-        let same = std::fs::metadata(format!("/proc/{}", peer.pid)).is_ok_and(|m| m.uid() == peer.uid);
+        // The pid may have been reused since connect: the cgroup read must be the client's
+        // (SO_PEERCRED's uid is the effective one; /proc/PID/status says it even for a process
+        // that is not dumpable, whose /proc directory belongs to root).
+        let same = effective_uid(peer.pid) == Some(peer.uid);
         (if same { set } else { Some(BTreeSet::new()) }, cgroups)
     };
     let reads = if peer.uid == 0 { Reads::Any } else { loaded.config.reads };
