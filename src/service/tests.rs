@@ -178,3 +178,20 @@ fn the_lock_file_is_judged_for_each_client() {
     assert_eq!(m.write(other, 1, CTR0, 1), wire::ERR_LOCKED);
     assert_eq!(m.read(root, 1, CTR0).0, wire::ERR_LOCKED, "root is not exempt, as in LIKWID");
 }
+
+#[test]
+fn sessions_of_one_process_share_its_cpus() {
+    // LIKWID 5 starts a daemon per thread: several sessions of one pid program one machine.
+    let mut m = machine("process");
+    let first = m.core.open(m.client(1000, Access::ReadWrite, None));
+    let second = m.core.open(m.client(1000, Access::ReadWrite, None));
+    let mut other_client = m.client(1000, Access::ReadWrite, None);
+    other_client.pid += 1;
+    let other = m.core.open(other_client);
+    assert_eq!(m.write(first, 0, CTR0, 1), wire::ERR_NOERROR);
+    assert_eq!(m.write(second, 0, CTR0 - 1, 2), wire::ERR_NOERROR, "same process: shared");
+    assert_eq!(m.core.end(first, End::Exit), Some(0));
+    assert_eq!(m.write(other, 0, CTR0, 3), wire::ERR_DAEMONBUSY, "still held by the process's second session");
+    assert_eq!(m.core.end(second, End::Exit), Some(0));
+    assert_eq!(m.write(other, 0, CTR0, 3), wire::ERR_NOERROR, "free once the process's last session ended");
+}
