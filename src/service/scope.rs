@@ -270,6 +270,23 @@ mod tests {
     }
 
     #[test]
+    fn a_v2_cpuset_comes_from_the_nearest_cgroup_that_has_the_controller() {
+        let dir = std::env::temp_dir().join(format!("likwid-scope-v2-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("slurm/job_9/step_0/user")).unwrap();
+        std::fs::write(dir.join("cgroup.controllers"), "cpu io memory cpuset pids\n").unwrap();
+        std::fs::write(dir.join("cpuset.cpus.effective"), "0-7\n").unwrap();
+        std::fs::write(dir.join("slurm/job_9/cpuset.cpus.effective"), "2-3\n").unwrap();
+        let mounts = vec![CgroupMount { v2: true, controllers: vec![], root: "/".into(), mount_point: dir.clone() }];
+        let member = |path: &str| vec![Membership { controllers: vec![], path: path.into() }];
+        assert_eq!(cpuset_from(&member("/slurm/job_9/step_0/user"), &mounts), Ok(Some(vec![2, 3])));
+        assert_eq!(cpuset_from(&member("/"), &mounts), Ok(Some((0..8).collect())));
+        assert!(cpuset_from(&[], &mounts).is_err(), "no v2 line: fail closed");
+        std::fs::write(dir.join("cgroup.controllers"), "cpu io memory pids\n").unwrap();
+        assert_eq!(cpuset_from(&member("/slurm/job_9"), &mounts), Ok(None), "no cpuset controller: no scope");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn this_process_has_an_answer() {
         let (set, paths) = cpuset_of(std::process::id() as i32);
         assert!(!paths.is_empty());
