@@ -62,13 +62,18 @@ fn until(stream: &UnixStream, deadline: Instant) -> std::io::Result<()> {
     stream.set_read_timeout(Some(left))
 }
 
-/// Reads the hello and any descriptors sent with it, all before `deadline`.
-fn read_hello(stream: &mut UnixStream, deadline: Instant) -> Result<(Hello, Vec<OwnedFd>), String> {
+/// Reads the hello and any descriptors sent with it, all before `deadline`; None when the
+/// peer closed without sending a byte.
+fn read_hello(stream: &mut UnixStream, deadline: Instant) -> Result<Option<(Hello, Vec<OwnedFd>)>, String> {
     let mut buf = [0u8; HELLO_LEN];
     let (mut got, fds, truncated) =
         sys::recv_with_fds(stream.as_fd(), &mut buf).map_err(|e| format!("no hello: {e}"))?;
     if truncated {
         return Err("more descriptors than a hand-over carries".into());
+    }
+    if got == 0 {
+        // Closed without a word: a probe (`likwid-access doctor`), nothing to log.
+        return Ok(None);
     }
     while got < HELLO_LEN {
         until(stream, deadline).map_err(|e| format!("no hello: {e}"))?;
@@ -79,7 +84,7 @@ fn read_hello(stream: &mut UnixStream, deadline: Instant) -> Result<(Hello, Vec<
             Err(e) => return Err(format!("no hello: {e}")),
         }
     }
-    Ok((Hello::decode(&buf)?, fds))
+    Ok(Some((Hello::decode(&buf)?, fds)))
 }
 
 /// Serves one accepted connection to its end.
@@ -88,7 +93,8 @@ pub fn handle(service: &Service, mut stream: UnixStream, peer: Peer) {
     let _ = stream.set_read_timeout(Some(HELLO_TIMEOUT));
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let (hello, fds) = match read_hello(&mut stream, deadline) {
-        Ok(h) => h,
+        Ok(Some(h)) => h,
+        Ok(None) => return,
         Err(why) => {
             service.log.warn(peer.uid, &format!("closed connection of uid {} pid {}: {why}", peer.uid, peer.pid));
             return;
