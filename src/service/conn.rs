@@ -151,9 +151,9 @@ fn admit(
         None => None,
     };
     let (cpuset, cgroups) = if peer.uid == 0 || !loaded.config.cpu_scope {
-        (None, scope::cpuset_of(peer.pid).1)
+        (None, scope::cpuset_of(peer.pid, &service.cgroup_mounts).1)
     } else {
-        let (set, cgroups) = scope::cpuset_of(peer.pid);
+        let (set, cgroups) = scope::cpuset_of(peer.pid, &service.cgroup_mounts);
         let set = match set {
             Ok(set) => set.map(|s| s.into_iter().collect::<BTreeSet<u32>>()),
             Err(why) => {

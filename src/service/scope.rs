@@ -173,8 +173,13 @@ pub fn cpuset_from(memberships: &[Membership], mounts: &[CgroupMount]) -> Result
     }
 }
 
+/// The cgroup file systems this process sees (read once at start: they are mounted at boot).
+pub fn cgroup_mounts() -> Vec<CgroupMount> {
+    std::fs::read_to_string("/proc/self/mountinfo").map(|t| parse_mountinfo(&t)).unwrap_or_default()
+}
+
 /// The cpuset and the cgroup paths of process `pid` (paths for `reset job=ID`).
-pub fn cpuset_of(pid: i32) -> (Result<Option<Vec<u32>>, String>, Vec<String>) {
+pub fn cpuset_of(pid: i32, mounts: &[CgroupMount]) -> (Result<Option<Vec<u32>>, String>, Vec<String>) {
     if pid <= 0 {
         return (Err(format!("no pid for the client ({pid}): it is in another pid namespace")), Vec::new());
     }
@@ -183,9 +188,8 @@ pub fn cpuset_of(pid: i32) -> (Result<Option<Vec<u32>>, String>, Vec<String>) {
         Err(e) => return (Err(format!("cannot read /proc/{pid}/cgroup: {e}")), Vec::new()),
     };
     let memberships = parse_proc_cgroup(&text);
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").map(|t| parse_mountinfo(&t)).unwrap_or_default();
     let paths = memberships.iter().map(|m| m.path.clone()).collect();
-    (cpuset_from(&memberships, &mounts), paths)
+    (cpuset_from(&memberships, mounts), paths)
 }
 
 /// Whether one of `paths` is Slurm's cgroup of job `id` (`.../job_<id>` or `.../job_<id>/...`).
@@ -288,11 +292,12 @@ mod tests {
 
     #[test]
     fn this_process_has_an_answer() {
-        let (set, paths) = cpuset_of(std::process::id() as i32);
+        let mounts = cgroup_mounts();
+        let (set, paths) = cpuset_of(std::process::id() as i32, &mounts);
         assert!(!paths.is_empty());
         if let Ok(Some(cpus)) = set {
             assert!(!cpus.is_empty());
         }
-        assert!(cpuset_of(0).0.is_err() && cpuset_of(-3).0.is_err());
+        assert!(cpuset_of(0, &mounts).0.is_err() && cpuset_of(-3, &mounts).0.is_err());
     }
 }
