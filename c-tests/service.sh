@@ -249,6 +249,32 @@ try:
     assert s.recv(1) == b\"\"
 except ConnectionResetError:
     pass" && ok "a garbage hello is closed" || bad "garbage hello"
+    # Random records in a session and random hellos: answered or closed, never a crash. (As
+    # likwid-t2: the hellos use up its share of the log, see ratelimit.rs.)
+    $as_t2 $py -c "
+import os, socket, struct
+for _ in range(50):
+    s = socket.socket(socket.AF_UNIX); s.connect(\"/run/likwid-access/socket\"); s.settimeout(5)
+    s.sendall(b\"LKAS\" + os.urandom(4)); s.close()
+s = socket.socket(socket.AF_UNIX); s.connect(\"/run/likwid-access/socket\"); s.settimeout(5)
+s.sendall(b\"LKAS\\x01\\x01\\x02\\x05\"); head = s.recv(32); s.recv(struct.unpack(\"=I\", head[:4])[0], socket.MSG_WAITALL)
+for _ in range(2000):
+    r = bytearray(os.urandom(32))
+    if struct.unpack(\"=i\", r[20:24])[0] in (3, 0x4C410002):
+        r[20:24] = struct.pack(\"=i\", 0)
+    s.sendall(bytes(r))
+    assert len(s.recv(32, socket.MSG_WAITALL)) == 32
+s.sendall(struct.pack(\"=IIQiii4x\", 4000000000, 0, 0, 0, 0x4C410002, 0))
+data = b\"\"
+while True:
+    chunk = s.recv(64)
+    if not chunk:
+        break
+    data += chunk
+assert len(data) == 32 and struct.unpack(\"=ii\", data[20:28]) == (0x4C410002, 1), data
+" && "$inst/likwid-access" service status >/dev/null && kill -0 $spid \
+        && ok "2000 random records, an oversized batch and 50 random hellos: answered or closed, service alive" \
+        || bad "random input"
     $as_t1 "$inst/likwid-access" service status >"$inst/admin.log" 2>&1 && bad "a user ran an admin command" \
         || { grep -q "admin commands need root" "$inst/admin.log" && ok "admin commands refused to a user"; } \
         || { cat "$inst/admin.log"; bad "user admin refusal"; }
