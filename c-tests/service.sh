@@ -22,10 +22,13 @@ py=$(command -v /usr/bin/python3 || command -v python3)
 inst=$(mktemp -d /tmp/likwid-access-service.XXXXXX)
 made_etc=
 cg_base=
+cg_enabled=
 cleanup() {
     if [ -n "$cg_base" ]; then
         rmdir "$cg_base/job_4242" "$cg_base" 2>/dev/null || true
     fi
+    # The controller this test switched on at the v2 root goes off again (if nothing else uses it).
+    [ -n "$cg_enabled" ] && { echo -cpuset >"$cg_enabled/cgroup.subtree_control" 2>/dev/null || true; }
     [ -n "$made_etc" ] && rmdir /etc/likwid-access 2>/dev/null
     rm -rf "$inst"
 }
@@ -58,7 +61,10 @@ make_cpuset() {
             cat "$v1/cpuset.mems" >"$d/cpuset.mems" && echo 0 >"$d/cpuset.cpus" || return 1
         done
     elif [ -n "$v2" ] && grep -qw cpuset "$v2/cgroup.controllers"; then
-        echo +cpuset >"$v2/cgroup.subtree_control" || return 1
+        if ! grep -qw cpuset "$v2/cgroup.subtree_control"; then
+            echo +cpuset >"$v2/cgroup.subtree_control" || return 1
+            cg_enabled=$v2
+        fi
         cg_base=$v2/likwid-svc-$$
         mkdir "$cg_base" && echo +cpuset >"$cg_base/cgroup.subtree_control" && mkdir "$cg_base/job_4242" \
             && echo 0 >"$cg_base/job_4242/cpuset.cpus" || return 1
