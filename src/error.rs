@@ -18,6 +18,8 @@ pub enum AccessError {
     OpenFailed,
     /// The read or write itself failed (EIO for a missing MSR, EPERM from msr.allow_writes).
     ReadWrite(i32),
+    /// Service mode: another session is programming this CPU (LIKWID's DAEMONBUSY).
+    Busy,
     /// A request type we do not know.
     UnknownRequest,
     /// The peer sent something other than a reply to our request, or the channel broke.
@@ -51,6 +53,7 @@ impl AccessError {
             AccessError::Locked => wire::ERR_LOCKED,
             AccessError::OpenFailed => wire::ERR_OPENFAIL,
             AccessError::ReadWrite(_) => wire::ERR_RWFAIL,
+            AccessError::Busy => wire::ERR_DAEMONBUSY,
             // The client's own refusals never reach the wire; these are the nearest codes.
             AccessError::OutOfRange | AccessError::NotAdded | AccessError::BadDevice => wire::ERR_NODEV,
             AccessError::UnknownRequest
@@ -74,6 +77,7 @@ impl AccessError {
             wire::ERR_LOCKED => AccessError::Locked,
             wire::ERR_OPENFAIL => AccessError::OpenFailed,
             wire::ERR_RWFAIL => AccessError::ReadWrite(libc::EIO),
+            wire::ERR_DAEMONBUSY => AccessError::Busy,
             _ => AccessError::UnknownRequest,
         })
     }
@@ -87,6 +91,7 @@ impl AccessError {
             AccessError::Locked => libc::ENOLCK,
             AccessError::OpenFailed => libc::ENXIO,
             AccessError::ReadWrite(_) => libc::EIO,
+            AccessError::Busy => libc::EBUSY,
             AccessError::UnknownRequest => libc::EFAULT,
             AccessError::Channel(_) => libc::ENOTCONN,
             AccessError::Start(e) => e.errno,
@@ -115,6 +120,7 @@ impl fmt::Display for AccessError {
             AccessError::ReadWrite(e) => {
                 write!(f, "register access failed: {}", std::io::Error::from_raw_os_error(*e))
             }
+            AccessError::Busy => write!(f, "another session is programming this CPU"),
             AccessError::UnknownRequest => write!(f, "unknown request type"),
             AccessError::Channel(why) => write!(f, "daemon connection lost: {why}"),
             AccessError::Start(e) => write!(f, "{e}"),
@@ -173,6 +179,7 @@ mod tests {
             (wire::ERR_NODEV, libc::ENODEV),
             (wire::ERR_LOCKED, libc::ENOLCK),
             (wire::ERR_UNKNOWN, libc::EFAULT),
+            (wire::ERR_DAEMONBUSY, libc::EBUSY),
             (99, libc::EFAULT),
         ];
         for (code, errno) in cases {
@@ -190,6 +197,7 @@ mod tests {
             AccessError::Locked,
             AccessError::OpenFailed,
             AccessError::ReadWrite(libc::EIO),
+            AccessError::Busy,
         ];
         for e in all {
             assert_eq!(AccessError::from_wire_code(e.wire_code(), 7, true), Some(e));

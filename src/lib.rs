@@ -25,6 +25,7 @@ mod lock;
 #[allow(dead_code, unused_imports)]
 mod policy;
 mod root;
+mod service;
 mod sim;
 mod site;
 mod sys;

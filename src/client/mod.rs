@@ -7,7 +7,9 @@ mod conn;
 mod handshake;
 mod launch;
 mod machine;
+mod service;
 pub mod sessions;
+pub use service::in_use as service_in_use;
 mod turnstile;
 
 pub use batch::{batch, BatchOp};
