@@ -42,7 +42,6 @@ pub use tool::main as tool_main;
 pub mod testing {
     pub use crate::engine::{policy_for, Engine};
     pub use crate::error::AccessError;
-
     pub use crate::policy::pci::Numbering;
     pub use crate::policy::{parse, CpuModel, Policy, WriteRule};
     pub use crate::root::Root;
