@@ -6,12 +6,14 @@ mod audit;
 mod client_library;
 mod compat;
 mod privilege;
+mod relay;
 mod serve;
 mod session;
 mod syslog;
 mod workers;
 
 pub use privilege::effective_capabilities;
+pub use relay::{SERVICE_SOCKET, SERVICE_SOCKET_ENV};
 pub use serve::{serve, Ended, Peer};
 pub use session::Session;
 
@@ -113,6 +115,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // LIKWID's start of a binary without privileges while the service runs: hand over, exit.
+    if let (Mode::Likwid, Some(service)) = (&mode, relay::service_socket(secure)) {
+        return relay::run(&service);
+    }
     let root = Root::from_env(secure);
     let real_uid = nix::unistd::getuid().as_raw();
     let machine = Machine::open(&root, real_uid);
