@@ -49,11 +49,20 @@ pub struct LockWatch {
     checked: Option<(Duration, bool)>,
     /// The last undeterminable state logged, so a persisting failure is logged once.
     logged: Option<Errno>,
+    /// Service mode: the file's owner alone decides (see `for_client`).
+    owner_decides: bool,
 }
 
 impl LockWatch {
     pub fn new(path: PathBuf, real_uid: u32) -> LockWatch {
-        LockWatch { path, real_uid, checked: None, logged: None }
+        LockWatch { path, real_uid, checked: None, logged: None, owner_decides: false }
+    }
+
+    /// The service's watch for a client: the service is not the client, so whether the
+    /// service could read the file says nothing about the client; a file owned by the
+    /// client's uid unlocks, as in LIKWID for a file its owner can open.
+    pub fn for_client(path: PathBuf, client_uid: u32) -> LockWatch {
+        LockWatch { owner_decides: true, ..LockWatch::new(path, client_uid) }
     }
 
     pub fn path(&self) -> &std::path::Path {
@@ -62,7 +71,10 @@ impl LockWatch {
 
     /// Reads the file now, whatever the clock says (start of a session, restore at its end).
     pub fn locked_now(&mut self) -> bool {
-        let held = holder(&self.path, self.real_uid);
+        let held = match nix::sys::stat::stat(&self.path) {
+            Ok(st) if self.owner_decides && st.st_uid == self.real_uid => None,
+            _ => holder(&self.path, self.real_uid),
+        };
         match held {
             Some(Held::Unknown(e)) if self.logged != Some(e) => {
                 log::warn!("cannot check the lock file {} ({e}): treating it as locked", self.path.display());

@@ -6,6 +6,7 @@ mod batch;
 mod conn;
 mod handshake;
 mod launch;
+mod service;
 pub mod sessions;
 mod turnstile;
 
