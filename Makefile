@@ -83,7 +83,6 @@ install: build
 	sed 's|/usr/local/sbin/likwid-accessD|$(DAEMON_PATH)|' contrib/systemd/likwid-accessd.service \
 	  > $(DESTDIR)$(SYSTEMD_UNIT_DIR)/likwid-accessd.service
 	chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/likwid-accessd.service
-	install -m 0644 contrib/systemd/likwid-accessd.socket $(DESTDIR)$(SYSTEMD_UNIT_DIR)/likwid-accessd.socket
 	install -m 0755 contrib/slurm/prolog $(DESTDIR)$(SLURM_DIR)/prolog
 	sed 's|/usr/local/bin/likwid-access|$(PREFIX)/bin/likwid-access|' contrib/slurm/epilog > $(DESTDIR)$(SLURM_DIR)/epilog
 	chmod 0755 $(DESTDIR)$(SLURM_DIR)/epilog
@@ -101,7 +100,7 @@ uninstall:
 	  $(DESTDIR)$(DAEMON_PATH) $(DESTDIR)$(PREFIX)/bin/likwid-access \
 	  $(DESTDIR)$(PREFIX)/include/likwid_access.f90 \
 	  $(DESTDIR)$(PREFIX)/share/man/man1/likwid-access.1 $(DESTDIR)$(PREFIX)/share/man/man8/likwid-accessD.8 \
-	  $(DESTDIR)$(SYSTEMD_UNIT_DIR)/likwid-accessd.service $(DESTDIR)$(SYSTEMD_UNIT_DIR)/likwid-accessd.socket \
+	  $(DESTDIR)$(SYSTEMD_UNIT_DIR)/likwid-accessd.service \
 	  $(DESTDIR)$(SLURM_DIR)/prolog $(DESTDIR)$(SLURM_DIR)/epilog
 
 clean:
@@ -155,6 +154,14 @@ test: service-units-test
 .PHONY: service-units-test
 service-units-test: build
 	tests/service/units.sh || [ $$? -eq 77 ]
+
+# Service mode at its edges (tests/service/edge.sh, ~10 s, root): LIKWID 5.2.2 and 5.5.1 through
+# the relay from a `make install` tree with no setuid file or capability, a rootless container
+# served through a bind-mounted socket, the Slurm prolog/epilog on a simulated job.
+test: service-edge-test
+.PHONY: service-edge-test
+service-edge-test: build
+	tests/service/edge.sh || [ $$? -eq 77 ]
 .PHONY: package-test
 package-test:
 	tests/deb/deb-test.sh || [ $$? -eq 77 ]

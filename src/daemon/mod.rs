@@ -14,7 +14,7 @@ mod workers;
 
 pub(crate) use client_library::numbering_for_client;
 pub use privilege::effective_capabilities;
-pub use relay::{SERVICE_SOCKET, SERVICE_SOCKET_ENV};
+pub use relay::SERVICE_SOCKET_ENV;
 pub use serve::{serve, Ended, Peer};
 pub use session::Session;
 

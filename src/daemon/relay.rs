@@ -14,6 +14,8 @@ use super::compat::{accept_one, listen_on, Unlink};
 use super::privilege::effective_capabilities;
 use crate::error::StartError;
 use crate::root::ROOT_ENV;
+use crate::service::protocol::Hello;
+use crate::service::protocol::SOCKET_PATH;
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use std::io::{IoSlice, Read};
 use std::os::fd::AsRawFd;
@@ -23,15 +25,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-/// Where the service listens (the service socket protocol, shared with `src/service`).
-pub const SERVICE_SOCKET: &str = "/run/likwid-access/socket";
 /// Non-secure-exec only: another service socket, for tests. LIKWID starts its daemon with an
 /// empty environment, so in real use this is never set; it can only send the caller's own
 /// connection to a socket of the caller's choice, which the caller could do anyway.
 pub const SERVICE_SOCKET_ENV: &str = "LIKWID_ACCESS_SERVICE_SOCKET";
 
-/// The hello of a hand-over: b"LKAS", version 1, mode 2, argument 0 (little endian u16).
-const HANDOVER_HELLO: [u8; 8] = *b"LKAS\x01\x02\x00\x00";
 /// The kernel's msr driver checks CAP_SYS_RAWIO at open (arch/x86/kernel/msr.c, msr_open).
 const CAP_SYS_RAWIO: u32 = 17;
 /// A service that is up accepts at once; one whose backlog is full gets this long.
@@ -69,7 +67,7 @@ pub fn service_socket(secure: bool) -> Option<PathBuf> {
     }
     let path = match std::env::var_os(SERVICE_SOCKET_ENV) {
         Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from(SERVICE_SOCKET),
+        _ => PathBuf::from(SOCKET_PATH),
     };
     let is_socket = std::fs::metadata(&path).is_ok_and(|m| m.file_type().is_socket());
     is_socket.then_some(path)
@@ -99,16 +97,17 @@ fn hand_over(service: &mut UnixStream, client: &UnixStream, path: &Path) -> Resu
     let what = |w: &str| format!("{w} the service at {}", path.display());
     service.set_write_timeout(Some(CONNECT_TIMEOUT)).map_err(io_error(what("timeout on")))?;
     service.set_read_timeout(Some(ANSWER_TIMEOUT)).map_err(io_error(what("timeout on")))?;
+    let hello = Hello::HandOver.encode();
     let fds = [client.as_raw_fd()];
     let sent = sendmsg::<()>(
         service.as_raw_fd(),
-        &[IoSlice::new(&HANDOVER_HELLO)],
+        &[IoSlice::new(&hello)],
         &[ControlMessage::ScmRights(&fds)],
         MsgFlags::MSG_NOSIGNAL,
         None,
     )
     .map_err(|e| StartError::new(e as i32, format!("{}: {e}", what("cannot hand the client over to"))))?;
-    if sent != HANDOVER_HELLO.len() {
+    if sent != hello.len() {
         return Err(StartError::new(libc::EIO, format!("{}: sent {sent} of 8 bytes", what("short hello to"))));
     }
     let mut answer = [0u8; 1];
@@ -173,9 +172,7 @@ mod tests {
 
     #[test]
     fn handover_hello_is_mode_2_version_1_argument_0() {
-        assert_eq!(&HANDOVER_HELLO[..4], b"LKAS");
-        assert_eq!((HANDOVER_HELLO[4], HANDOVER_HELLO[5]), (1, 2));
-        assert_eq!(u16::from_le_bytes([HANDOVER_HELLO[6], HANDOVER_HELLO[7]]), 0);
+        assert_eq!(Hello::HandOver.encode(), *b"LKAS\x01\x02\x00\x00");
     }
 
     #[test]
