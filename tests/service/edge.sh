@@ -68,28 +68,35 @@ chmod -R a+rX "$inst/dest"
 cc -std=c11 -Wall -Wextra -Werror -pedantic -D_POSIX_C_SOURCE=200809L -I"$root/include" \
     "$root/c-tests/service_client.c" -L"$dest/lib" -llikwid_access -Wl,-rpath,"$dest/lib" -o "$inst/client"
 chmod 0755 "$inst/client"
+# LIKWID's runs (CPU:GROUP, one socket each): a core group on Zen 3 and the uncore memory group
+# on Skylake-SP, whose PCI units the service numbers per client (5.2 and 5.4/5.5 differ).
+read -ra runs <<<"${EDGE_RUNS:-zen3:CLOCK skx:MEM}"
+# The other parts use the Zen 3 machine at $inst/host.
 "$rel/likwid-access" sim "$inst/host" --cpu zen3 --cpus 2 >/dev/null
-chmod -R a+rX "$inst/host"
-
-# LIKWID believes it runs on the simulated Zen 3 (facts §2: topology file; as
-# tests/likwid/harness.sh does, from tests/likwid/cpus.txt's zen3 row).
-read -r _ intel perf_version perf_num_ctr perf_num_fixed stepping _ < <(awk '$1 == "zen3"' "$here/../likwid/cpus.txt")
-family=$(awk -F: '/^cpu family/ { print $2 + 0; exit }' "$inst/host/proc/cpuinfo")
-model=$(awk -F: '/^model[ \t]*:/ { print $2 + 0; exit }' "$inst/host/proc/cpuinfo")
-for p in "${versions[@]}"; do
-    rm -f "$inst/topo.cfg"
-    "$p/bin/likwid-genTopoCfg" -o "$inst/topo.cfg" >/dev/null 2>&1 || true
-    [[ -s $inst/topo.cfg ]] || { echo "FAIL: $p/bin/likwid-genTopoCfg wrote no topology file"; exit 1; }
-    sed -e "s/^cpuid_info family = .*/cpuid_info family = $family/" \
-        -e "s/^cpuid_info model = .*/cpuid_info model = $model/" \
-        -e "s/^cpuid_info stepping = .*/cpuid_info stepping = $stepping/" \
-        -e "s/^cpuid_info isIntel = .*/cpuid_info isIntel = $intel/" \
-        -e "s/^cpuid_info perf_version = .*/cpuid_info perf_version = $perf_version/" \
-        -e "s/^cpuid_info perf_num_ctr = .*/cpuid_info perf_num_ctr = $perf_num_ctr/" \
-        -e "s/^cpuid_info perf_num_fixed_ctr = .*/cpuid_info perf_num_fixed_ctr = $perf_num_fixed/" \
-        -e "s/^cpuid_info perf_width_ctr = .*/cpuid_info perf_width_ctr = 48/" \
-        "$inst/topo.cfg" >"$inst/topo-$(basename "$p").cfg"
+for r in "${runs[@]}"; do
+    cpu=${r%%:*} h=$inst/host-${r%%:*}
+    [[ -d $h ]] || "$rel/likwid-access" sim "$h" --cpu "$cpu" --cpus 2 >/dev/null
+    # LIKWID believes it runs on the simulated CPU (facts §2: topology file, made as
+    # tests/likwid/harness.sh makes it from tests/likwid/cpus.txt's row).
+    read -r _ intel perf_version perf_num_ctr perf_num_fixed stepping _ < <(awk -v c="$cpu" '$1 == c' "$here/../likwid/cpus.txt")
+    family=$(awk -F: '/^cpu family/ { print $2 + 0; exit }' "$h/proc/cpuinfo")
+    model=$(awk -F: '/^model[ \t]*:/ { print $2 + 0; exit }' "$h/proc/cpuinfo")
+    for p in "${versions[@]}"; do
+        rm -f "$inst/topo.cfg"
+        "$p/bin/likwid-genTopoCfg" -o "$inst/topo.cfg" >/dev/null 2>&1 || true
+        [[ -s $inst/topo.cfg ]] || { echo "FAIL: $p/bin/likwid-genTopoCfg wrote no topology file"; exit 1; }
+        sed -e "s/^cpuid_info family = .*/cpuid_info family = $family/" \
+            -e "s/^cpuid_info model = .*/cpuid_info model = $model/" \
+            -e "s/^cpuid_info stepping = .*/cpuid_info stepping = $stepping/" \
+            -e "s/^cpuid_info isIntel = .*/cpuid_info isIntel = $intel/" \
+            -e "s/^cpuid_info perf_version = .*/cpuid_info perf_version = $perf_version/" \
+            -e "s/^cpuid_info perf_num_ctr = .*/cpuid_info perf_num_ctr = $perf_num_ctr/" \
+            -e "s/^cpuid_info perf_num_fixed_ctr = .*/cpuid_info perf_num_fixed_ctr = $perf_num_fixed/" \
+            -e "s/^cpuid_info perf_width_ctr = .*/cpuid_info perf_width_ctr = 48/" \
+            "$inst/topo.cfg" >"$inst/topo-$cpu-$(basename "$p").cfg"
+    done
 done
+chmod -R a+rX "$inst"/host*
 chmod a+r "$inst"/topo-*.cfg
 if [[ ! -d /etc/likwid-access ]]; then mkdir -m 0755 /etc/likwid-access; made_etc=1; fi
 
@@ -120,7 +127,8 @@ fi
 
 unshare -m --propagation private bash -euo pipefail -c '
     inst=$1 root=$2 u1=$3 g1=$4 dest=$5 job=$6 cg_job=$7 fail=0
-    shift 7
+    read -ra runs <<<"$8"
+    shift 8
     versions=("$@")
     source "$root/c-tests/private-dev.sh"
     private_dev "$inst" 2
@@ -147,36 +155,60 @@ unshare -m --propagation private bash -euo pipefail -c '
             || bad "$1: left behind: files [$t] processes [$p]"
     }
     printf "user likwid-t1 read-write\ndefault none\n" >/etc/likwid-access/service.conf
-    LIKWID_ACCESS_ROOT=$inst/host "$dest/sbin/likwid-accessD" --service 2>>"$inst/service.err" & spid=$!
-    for _ in $(seq 250); do "$dest/bin/likwid-access" service status >/dev/null 2>&1 && break; sleep 0.02; done
-    [[ -S /run/likwid-access/socket ]] || { cat "$inst/service.err"; echo "FAIL service did not start"; exit 1; }
+    start_service() {   # ROOT: the simulated machine it serves
+        LIKWID_ACCESS_ROOT=$1 "$dest/sbin/likwid-accessD" --service 2>>"$inst/service.err" & spid=$!
+        for _ in $(seq 250); do "$dest/bin/likwid-access" service status >/dev/null 2>&1 && return 0; sleep 0.02; done
+        cat "$inst/service.err"; echo "FAIL service did not start"; exit 1
+    }
+    stop_service() { kill -TERM "$spid"; wait "$spid" || bad "service exit $? at SIGTERM"; spid=; }
 
     # 1. Unmodified LIKWID through the relay: our installed likwid-accessD is first on PATH
     #    (LIKWID runs `which likwid-accessD`, facts §2) and has no privilege.
-    CTL0=$((0xC0010200))
-    for p in "${versions[@]}"; do
-        v=$("$p/bin/likwid-perfctr" -v | awk "/Version/ { print \$4; exit }")
-        cp "$inst/topo-$(basename "$p").cfg" /etc/likwid_topo.cfg
-        python3 "$root/tests/likwid/regstore.py" set "$inst/host/dev/cpu/0/msr" $CTL0 0
-        # The measured program records PERF_CTL0 while LIKWID counts (LIKWID clears it at stop).
-        printf "#!/bin/sh\npython3 %s get %s 0x%x >%s\n" "$root/tests/likwid/regstore.py" \
-            "$inst/host/dev/cpu/0/msr" $CTL0 "$inst/sync/ctl-$v" >"$inst/measure-$v.sh"
-        chmod 0755 "$inst/measure-$v.sh"
-        rc=0
-        timeout 60 "${as_t1[@]}" env -i PATH="$dest/sbin:$dest/bin:$p/bin:/usr/bin:/bin" \
-            likwid-perfctr -M 1 -C 0-1 -g CLOCK "$inst/measure-$v.sh" >"$inst/perfctr-$v.out" 2>&1 || rc=$?
-        ctl=$(printf "%d" "$(cat "$inst/sync/ctl-$v" 2>/dev/null || echo 0)")
-        dashes=$(python3 "$root/tests/likwid/regstore.py" dashes "$inst/perfctr-$v.out")
-        counters=$(grep -cE "^\| *[A-Z_0-9]+ +\| +[A-Z]+[0-9]* +\| +[0-9.e+]+ +\|" "$inst/perfctr-$v.out" || true)
-        if [[ $rc == 0 && -z $dashes && $counters -gt 0 && $ctl != 0 ]]; then
-            ok "LIKWID $v likwid-perfctr -g CLOCK as likwid-t1 through the relay: $counters counter rows, none -, PERF_CTL0 $(printf %#x "$ctl") while counting"
-        else
-            bad "LIKWID $v likwid-perfctr: exit $rc, dashes [$dashes], $counters counter rows, PERF_CTL0 while counting $ctl:"
-            head -40 "$inst/perfctr-$v.out"
-        fi
-        leftovers "LIKWID $v"
+    regs() { python3 "$root/tests/likwid/regstore.py" dump "$1"; }
+    for r in "${runs[@]}"; do
+        cpu=${r%%:*} group=${r#*:} h=$inst/host-${r%%:*}
+        mount --bind "$h/proc/cpuinfo" /proc/cpuinfo
+        start_service "$h"
+        for p in "${versions[@]}"; do
+            v=$("$p/bin/likwid-perfctr" -v | awk "/Version/ { print \$4; exit }")
+            cp "$inst/topo-$cpu-$(basename "$p").cfg" /etc/likwid_topo.cfg
+            # The measured program records cpu 0 registers while LIKWID counts (LIKWID clears
+            # them at stop): the service wrote them, since nothing else can.
+            regs "$h/dev/cpu/0/msr" >"$inst/before"
+            printf "#!/bin/sh\npython3 %s dump %s >%s\n" "$root/tests/likwid/regstore.py" "$h/dev/cpu/0/msr" \
+                "$inst/sync/during" >"$inst/measure.sh"
+            chmod 0755 "$inst/measure.sh"
+            rm -f "$inst/sync/during"
+            rc=0
+            timeout 60 "${as_t1[@]}" env -i PATH="$dest/sbin:$dest/bin:$p/bin:/usr/bin:/bin" \
+                likwid-perfctr -M 1 -C 0-1 -g "$group" "$inst/measure.sh" >"$inst/perfctr-$cpu-$v.out" 2>&1 || rc=$?
+            dashes=$(python3 "$root/tests/likwid/regstore.py" dashes "$inst/perfctr-$cpu-$v.out")
+            counters=$(grep -cE "^\| *[A-Z_0-9]+ +\| +[A-Z0-9]+ +\| +[0-9.e+-]+ +\|" "$inst/perfctr-$cpu-$v.out" || true)
+            changed=$(diff "$inst/before" "$inst/sync/during" 2>/dev/null | grep -c "^>" || true)
+            if [[ $rc == 0 && -z $dashes && $counters -gt 0 && $changed -gt 0 ]]; then
+                ok "LIKWID $v likwid-perfctr -g $group on $cpu as likwid-t1 through the relay: $counters counters, none -, $changed cpu 0 registers programmed while counting"
+            else
+                bad "LIKWID $v likwid-perfctr -g $group on $cpu: exit $rc, dashes [$dashes], $counters counters, $changed registers programmed:"
+                head -40 "$inst/perfctr-$cpu-$v.out"
+            fi
+            leftovers "LIKWID $v on $cpu"
+        done
+        stop_service
+        umount /proc/cpuinfo
     done
     rm -f /etc/likwid_topo.cfg
+    sleep 0.1   # the sink writes what arrived
+    # Every LIKWID PCI numbering comes from the library its client mapped (handed-over
+    # socket peer pid -> /proc/PID/maps), and nothing LIKWID asked for was refused.
+    want="5.2"; [[ ${#versions[@]} -gt 1 ]] && want="5.2 5.4"
+    for n in $want; do
+        grep -q "speaks LIKWID $n PCI device numbering" "$inst/syslog" \
+            && ok "service: a relayed LIKWID client was numbered $n from its mapped liblikwid" \
+            || bad "service never chose numbering $n: $(grep -i numbering "$inst/syslog" | head -3)"
+    done
+    refused=$(grep -iE "refused|denied" "$inst/syslog" || true)
+    [[ -z $refused ]] && ok "service: no refusal while LIKWID ran" || bad "refusals: $(head -3 <<<"$refused")"
+    start_service "$inst/host"
 
     # 2. A rootless container: user + mount namespace, no /dev/cpu, the socket bind-mounted in.
     mkdir -m 0777 "$inst/ctr"
@@ -206,9 +238,11 @@ EOF
     [[ $rc == 0 && $(reg 0 $((0xC0010201))) == $((0x4d)) ]] && ok "container client wrote through the bind-mounted socket" \
         || { cat "$inst/ctr.log"; bad "container client: exit $rc, register $(reg 0 $((0xC0010201)))"; }
     p=${versions[0]}
-    cp "$inst/topo-$(basename "$p").cfg" /etc/likwid_topo.cfg
+    cp "$inst/topo-zen3-$(basename "$p").cfg" /etc/likwid_topo.cfg
+    CTL0=$((0xC0010200))
     python3 "$root/tests/likwid/regstore.py" set "$inst/host/dev/cpu/0/msr" $CTL0 0
-    sed "s/ctl-[0-9.]*$/ctl-ctr/" "$inst/measure-5.2.2.sh" >"$inst/measure-ctr.sh"
+    printf "#!/bin/sh\npython3 %s get %s 0x%x >%s\n" "$root/tests/likwid/regstore.py" \
+        "$inst/host/dev/cpu/0/msr" $CTL0 "$inst/sync/ctl-ctr" >"$inst/measure-ctr.sh"
     chmod 0755 "$inst/measure-ctr.sh"
     rc=0
     timeout 60 "${as_t1[@]}" env -i PATH="$dest/sbin:$dest/bin:$p/bin:/usr/bin:/bin" \
@@ -256,12 +290,12 @@ EOF
     [[ -z $status ]] && ok "no session left after the epilog" || bad "sessions left: $status"
     leftovers "slurm"
 
-    kill -TERM $spid; wait $spid || true; spid=
+    stop_service
     if grep -q "relay to the service failed" "$inst/syslog"; then
         bad "a relay failed: $(grep "relay to the service failed" "$inst/syslog" | head -2)"
     else
         ok "syslog: no relay failure"
     fi
     exit $fail
-' edge "$inst" "$root" "$u1" "$g1" "$dest" "$job" "$cg_job" "${versions[@]}" || fail=1
+' edge "$inst" "$root" "$u1" "$g1" "$dest" "$job" "$cg_job" "${runs[*]}" "${versions[@]}" || fail=1
 exit $fail
