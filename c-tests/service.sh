@@ -45,23 +45,32 @@ chmod -R a+rX "$inst"
 if [ ! -d /etc/likwid-access ]; then mkdir -m 0755 /etc/likwid-access; made_etc=1; fi
 
 # A cpuset cgroup holding CPU 0 only, named like Slurm's (job_4242): v1 where the cpuset
-# hierarchy is mounted, else v2 when its root offers the cpuset controller.
-v1=$(awk '/ - cgroup / && $NF ~ /(^|,)cpuset(,|$)/ { print $5; exit }' /proc/self/mountinfo)
-v2=$(awk '/ - cgroup2 / { print $5; exit }' /proc/self/mountinfo)
-if [ -n "$v1" ]; then
-    cg_base=$v1/likwid-svc-$$
-    mkdir "$cg_base" "$cg_base/job_4242"
-    for d in "$cg_base" "$cg_base/job_4242"; do
-        cat "$v1/cpuset.mems" >"$d/cpuset.mems"
-        echo 0 >"$d/cpuset.cpus"
-    done
-elif [ -n "$v2" ] && grep -qw cpuset "$v2/cgroup.controllers"; then
-    echo +cpuset >"$v2/cgroup.subtree_control"
-    cg_base=$v2/likwid-svc-$$
-    mkdir "$cg_base"
-    echo +cpuset >"$cg_base/cgroup.subtree_control"
-    mkdir "$cg_base/job_4242"
-    echo 0 >"$cg_base/job_4242/cpuset.cpus"
+# hierarchy is mounted, else v2 when its root offers the cpuset controller. Where neither can
+# be made (a container without cgroup write access), the scope steps run unconfined.
+make_cpuset() {
+    local v1 v2
+    v1=$(awk '/ - cgroup / && $NF ~ /(^|,)cpuset(,|$)/ { print $5; exit }' /proc/self/mountinfo)
+    v2=$(awk '/ - cgroup2 / { print $5; exit }' /proc/self/mountinfo)
+    if [ -n "$v1" ]; then
+        cg_base=$v1/likwid-svc-$$
+        mkdir "$cg_base" "$cg_base/job_4242" || return 1
+        for d in "$cg_base" "$cg_base/job_4242"; do
+            cat "$v1/cpuset.mems" >"$d/cpuset.mems" && echo 0 >"$d/cpuset.cpus" || return 1
+        done
+    elif [ -n "$v2" ] && grep -qw cpuset "$v2/cgroup.controllers"; then
+        echo +cpuset >"$v2/cgroup.subtree_control" || return 1
+        cg_base=$v2/likwid-svc-$$
+        mkdir "$cg_base" && echo +cpuset >"$cg_base/cgroup.subtree_control" && mkdir "$cg_base/job_4242" \
+            && echo 0 >"$cg_base/job_4242/cpuset.cpus" || return 1
+    else
+        return 1
+    fi
+}
+if ! make_cpuset; then
+    echo "no cpuset cgroup could be made here: the scope steps run unconfined"
+    cleanup_cg=$cg_base
+    cg_base=
+    [ -n "$cleanup_cg" ] && { rmdir "$cleanup_cg/job_4242" "$cleanup_cg" 2>/dev/null || true; }
 fi
 
 unshare -m --propagation private bash -euc '
@@ -99,7 +108,20 @@ default none
 CONF
     chmod 0644 /etc/likwid-access/service.conf
 
-    # 0. Start-up: the socket for everyone, the one capability kept.
+    # 0. Start-up: a service.conf root does not control, or cannot be read, stops it; then the
+    #    socket for everyone and the one capability kept.
+    chmod 0664 /etc/likwid-access/service.conf
+    LIKWID_ACCESS_ROOT=$inst/host "$inst/likwid-accessD" --service 2>"$inst/refused.err" && bad "started on a group-writable service.conf" \
+        || { grep -q "service.conf is writable by group or others (chmod go-w" "$inst/refused.err" \
+             && ok "a group-writable service.conf stops the start, naming the fix"; } || { cat "$inst/refused.err"; bad "group-writable config"; }
+    chmod 0644 /etc/likwid-access/service.conf
+    cp /etc/likwid-access/service.conf "$inst/service.conf.good"
+    echo "usr likwid-t2 read" >>/etc/likwid-access/service.conf
+    LIKWID_ACCESS_ROOT=$inst/host "$inst/likwid-accessD" --service 2>"$inst/refused.err" && bad "started on a broken service.conf" \
+        || { grep -q "service.conf: line 5: unknown keyword .usr." "$inst/refused.err" \
+             && ok "a syntax error stops the start, naming the line"; } || { cat "$inst/refused.err"; bad "broken config"; }
+    cp "$inst/service.conf.good" /etc/likwid-access/service.conf
+    [ ! -e /run/likwid-access/socket ] || bad "a refused start left a socket"
     start_service
     [ "$(stat -c "%U %a" /run/likwid-access/socket)" = "root 666" ] && ok "socket is root-owned 0666" \
         || bad "socket: $(stat -c "%U %a" /run/likwid-access/socket)"
@@ -112,27 +134,52 @@ CONF
 import socket, sys, time
 s = socket.socket(socket.AF_UNIX); s.connect(\"/run/likwid-access/socket\"); t = time.time(); s.settimeout(15)
 sys.exit(0 if s.recv(1) == b\"\" and 4 <= time.time() - t <= 8 else 1)" & silent=$!
+    # One user with 128 connections open gets no 129th (the cap per uid); the others are served.
+    $as_t3 $py -c "
+import socket, sys, time
+held = []
+for _ in range(128):
+    s = socket.socket(socket.AF_UNIX); s.connect(\"/run/likwid-access/socket\"); held.append(s)
+time.sleep(0.5)
+extra = socket.socket(socket.AF_UNIX); extra.connect(\"/run/likwid-access/socket\"); extra.settimeout(3); t = time.time()
+try:
+    closed = extra.recv(1) == b\"\"
+except ConnectionResetError:
+    closed = True
+sys.exit(0 if closed and time.time() - t < 2 else 1)" & capped=$!
 
     # 1. Three users at once: read-write served, read-only refused writes, none refused.
     SERVICE_PID=$spid $as_t1 $client add 0 0 pid touch $d/t1 wait $d/t2 wait $d/t3 w 0 $CTR0 0x5551 0 \
-        r 0 $CTR0 0 0x5551 touch $d/t1done wait $d/alldone fin >"$inst/t1.log" 2>&1 & p1=$!
-    $as_t2 $client add 0 0 touch $d/t2 wait $d/t1 r 0 $CTR0 0 w 0 $CTR0 0x1 -1 touch $d/t2done wait $d/alldone fin \
+        r 0 $CTR0 0 0x5551 b 0 $CTR0 0x5552 2000 0 touch $d/t1done wait $d/alldone fin >"$inst/t1.log" 2>&1 & p1=$!
+    $as_t2 $client add 0 0 touch $d/t2 wait $d/t1 r 0 $CTR0 0 w 0 $CTR0 0x1 -1 b 0 $CTR0 0x1 10 1 touch $d/t2done wait $d/alldone fin \
         >"$inst/t2.log" 2>&1 & p2=$!
     $as_t3 $client add 0 -13 touch $d/t3 >"$inst/t3.log" 2>&1 & p3=$!
     waitfor $d/t1done && waitfor $d/t2done
     status=$("$inst/likwid-access" service status)
-    echo "$status" | grep -Eq "^session [0-9]+ uid=$u1 pid=$p1 cpus=0 writes=1$" \
+    echo "$status" | grep -Eq "^session [0-9]+ uid=$u1 pid=$p1 cpus=0 writes=2$" \
         && echo "$status" | grep -Eq "^session [0-9]+ uid=$u2 pid=[0-9]+ cpus=- writes=0$" \
         && ok "admin status lists both live sessions (uid, pid, owned CPUs, writes)" || { echo "$status"; bad "status"; }
     touch $d/alldone
     r1=0 r2=0 r3=0; wait $p1 || r1=$?; wait $p2 || r2=$?; wait $p3 || r3=$?
-    [ $r1 = 0 ] && ok "likwid-t1 (read-write): write and read back served; HPMdaemonPid is the service pid" \
+    [ $r1 = 0 ] && ok "likwid-t1 (read-write): write, read back and a batch of 2000 served; HPMdaemonPid is the service pid" \
         || { cat "$inst/t1.log"; bad "likwid-t1"; }
-    [ $r2 = 0 ] && ok "likwid-t2 (read via supplementary group 4242): read served, write -EPERM" \
+    [ $r2 = 0 ] && ok "likwid-t2 (read via supplementary group 4242): read served, write -EPERM (also in a batch)" \
         || { cat "$inst/t2.log"; bad "likwid-t2"; }
     [ $r3 = 0 ] && ok "likwid-t3 (none): session refused with -EACCES" || { cat "$inst/t3.log"; bad "likwid-t3"; }
-    [ "$(reg 0 $CTR0)" = $((0x5551)) ] && ok "EXIT keeps what the session programmed" || bad "cpu 0 holds $(reg 0 $CTR0)"
+    [ "$(reg 0 $CTR0)" = $((0x5552)) ] && ok "EXIT keeps what the session programmed" || bad "cpu 0 holds $(reg 0 $CTR0)"
     setreg 0 $CTR0 0
+
+    # SIGHUP reloads service.conf: group 4242 loses its access.
+    reloaded() { grep -c "SIGHUP: configuration reloaded" "$inst/syslog" || true; }
+    before=$(reloaded)
+    sed -i "s/^group 4242 read$/group 4242 none/" /etc/likwid-access/service.conf
+    kill -HUP $spid
+    for _ in $(seq 100); do [ "$(reloaded)" -gt "$before" ] && break; sleep 0.02; done
+    $as_t2 $client add 0 -13 >"$inst/hup.log" 2>&1 && ok "SIGHUP reloads service.conf (group 4242 now none: -EACCES)" \
+        || { cat "$inst/hup.log"; bad "SIGHUP reload"; }
+    cp "$inst/service.conf.good" /etc/likwid-access/service.conf
+    kill -HUP $spid
+    for _ in $(seq 100); do [ "$(reloaded)" -gt $((before + 1)) ] && break; sleep 0.02; done
 
     # 2. Cpuset scope, a second writer on the same CPU, and a reset of the Slurm job.
     if [ -n "$cg" ]; then
@@ -206,6 +253,8 @@ except ConnectionResetError:
         || { grep -q "admin commands need root" "$inst/admin.log" && ok "admin commands refused to a user"; } \
         || { cat "$inst/admin.log"; bad "user admin refusal"; }
 
+    rcapped=0; wait $capped || rcapped=$?
+    [ $rcapped = 0 ] && ok "a uid with 128 connections open is refused a 129th at once" || bad "connection cap per uid"
     rsilent=0; wait $silent || rsilent=$?
     [ $rsilent = 0 ] && ok "a silent connection is closed after the 5 s hello timeout" || bad "silent connection"
 
@@ -245,6 +294,7 @@ except ConnectionResetError:
                    "refused uid $u1 pid [0-9]+ \(hand-over\): handed socket.s peer is uid 0" \
                    "refused uid $u1 pid [0-9]+ \(admin\): admin commands need root" \
                    "not a likwid-access hello" \
+                   "refused connection of uid $u3 pid [0-9]+: uid $u3 has 128 connections open" \
                    "SIGTERM: ended 1 sessions, registers restored" \
                    "left by a service that did not stop; restored 1 of 1 registers"; do
         grep -Eq "$pattern" "$inst/syslog" && ok "syslog: $pattern" || bad "syslog lacks: $pattern"

@@ -8,6 +8,7 @@ mod handshake;
 mod launch;
 mod service;
 pub mod sessions;
+pub use service::in_use as service_in_use;
 mod turnstile;
 
 pub use batch::{batch, BatchOp};

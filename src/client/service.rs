@@ -40,6 +40,12 @@ fn connect_bounded(path: &str) -> std::io::Result<UnixStream> {
     Ok(UnixStream::from(fd))
 }
 
+/// Whether our library would use the node's service now (for `likwid-access doctor`): wanted,
+/// and its socket accepts. The probe says nothing and closes; the service ignores that.
+pub fn in_use(secure: bool) -> bool {
+    wanted(secure) && connect_bounded(SOCKET_PATH).is_ok()
+}
+
 /// The service's session: None when there is no service to use (then start the daemon),
 /// Some(Err) when the service refused us (no fallback: the administrator decided).
 pub fn connect_service(secure: bool) -> Option<Started> {

@@ -19,7 +19,6 @@ use nix::sys::socket::{
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -63,13 +62,18 @@ fn until(stream: &UnixStream, deadline: Instant) -> std::io::Result<()> {
     stream.set_read_timeout(Some(left))
 }
 
-/// Reads the hello and any descriptors sent with it, all before `deadline`.
-fn read_hello(stream: &mut UnixStream, deadline: Instant) -> Result<(Hello, Vec<OwnedFd>), String> {
+/// Reads the hello and any descriptors sent with it, all before `deadline`; None when the
+/// peer closed without sending a byte.
+fn read_hello(stream: &mut UnixStream, deadline: Instant) -> Result<Option<(Hello, Vec<OwnedFd>)>, String> {
     let mut buf = [0u8; HELLO_LEN];
     let (mut got, fds, truncated) =
         sys::recv_with_fds(stream.as_fd(), &mut buf).map_err(|e| format!("no hello: {e}"))?;
     if truncated {
         return Err("more descriptors than a hand-over carries".into());
+    }
+    if got == 0 {
+        // Closed without a word: a probe (`likwid-access doctor`), nothing to log.
+        return Ok(None);
     }
     while got < HELLO_LEN {
         until(stream, deadline).map_err(|e| format!("no hello: {e}"))?;
@@ -80,7 +84,7 @@ fn read_hello(stream: &mut UnixStream, deadline: Instant) -> Result<(Hello, Vec<
             Err(e) => return Err(format!("no hello: {e}")),
         }
     }
-    Ok((Hello::decode(&buf)?, fds))
+    Ok(Some((Hello::decode(&buf)?, fds)))
 }
 
 /// Serves one accepted connection to its end.
@@ -89,14 +93,17 @@ pub fn handle(service: &Service, mut stream: UnixStream, peer: Peer) {
     let _ = stream.set_read_timeout(Some(HELLO_TIMEOUT));
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let (hello, fds) = match read_hello(&mut stream, deadline) {
-        Ok(h) => h,
+        Ok(Some(h)) => h,
+        Ok(None) => return,
         Err(why) => {
-            log::warn!("closed connection of uid {} pid {}: {why}", peer.uid, peer.pid);
+            service.log.warn(peer.uid, &format!("closed connection of uid {} pid {}: {why}", peer.uid, peer.pid));
             return;
         }
     };
     if !fds.is_empty() && hello != Hello::HandOver {
-        log::warn!("closed connection of uid {} pid {}: descriptors sent with a {hello:?} hello", peer.uid, peer.pid);
+        let why =
+            format!("closed connection of uid {} pid {}: descriptors sent with a {hello:?} hello", peer.uid, peer.pid);
+        service.log.warn(peer.uid, &why);
         return;
     }
     match hello {
@@ -107,10 +114,17 @@ pub fn handle(service: &Service, mut stream: UnixStream, peer: Peer) {
 }
 
 /// Why a client is turned away, logged and told.
-fn refusal(peer: &Peer, via: &str, why: &str) -> String {
+fn refusal(service: &Service, peer: &Peer, via: &str, why: &str) -> String {
     let message = format!("likwid-access service refused uid {} pid {} ({via}): {why}", peer.uid, peer.pid);
-    log::warn!("{message}");
+    service.log.warn(peer.uid, &message);
     message
+}
+
+/// The effective uid of process `pid`, from the `Uid:` line of its status file.
+fn effective_uid(pid: i32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let uids = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+    uids.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Builds the session's client from what the config grants; Err(reason) when refused.
@@ -127,19 +141,19 @@ fn admit(
     let line = grant.rule.as_ref().map_or(String::new(), |r| format!(" (line {})", r.line));
     if grant.access == Access::None {
         let why = format!("{} grants no access{line}; ask the administrator", loaded.source);
-        return Err(refusal(peer, via, &why));
+        return Err(refusal(service, peer, via, &why));
     }
     let allowlist = match grant.rule.as_ref().and_then(|r| r.allowlist.as_ref()) {
         Some(path) => match loaded.allowlists.get(path) {
             Some(policy) => Some(policy.clone()),
-            None => return Err(refusal(peer, via, &format!("allowlist {} is not loaded", path.display()))),
+            None => return Err(refusal(service, peer, via, &format!("allowlist {} is not loaded", path.display()))),
         },
         None => None,
     };
     let (cpuset, cgroups) = if peer.uid == 0 || !loaded.config.cpu_scope {
-        (None, scope::cpuset_of(peer.pid).1)
+        (None, scope::cpuset_of(peer.pid, &service.cgroup_mounts).1)
     } else {
-        let (set, cgroups) = scope::cpuset_of(peer.pid);
+        let (set, cgroups) = scope::cpuset_of(peer.pid, &service.cgroup_mounts);
         let set = match set {
             Ok(set) => set.map(|s| s.into_iter().collect::<BTreeSet<u32>>()),
             Err(why) => {
@@ -147,8 +161,10 @@ fn admit(
                 Some(BTreeSet::new())
             }
         };
-        // The pid may have been reused since connect: the cgroup read must be the client's.
-        let same = std::fs::metadata(format!("/proc/{}", peer.pid)).is_ok_and(|m| m.uid() == peer.uid);
+        // The pid may have been reused since connect: the cgroup read must be the client's
+        // (SO_PEERCRED's uid is the effective one; /proc/PID/status says it even for a process
+        // that is not dumpable, whose /proc directory belongs to root).
+        let same = effective_uid(peer.pid) == Some(peer.uid);
         (if same { set } else { Some(BTreeSet::new()) }, cgroups)
     };
     let reads = if peer.uid == 0 { Reads::Any } else { loaded.config.reads };
@@ -216,24 +232,24 @@ fn hand_over(service: &Service, mut relay: UnixStream, relay_peer: &Peer, mut fd
         let _ = relay.write_all(&[errno]);
     };
     if fds.len() != 1 {
-        refusal(relay_peer, "hand-over", &format!("{} descriptors with the hello, want exactly 1", fds.len()));
+        refusal(service, relay_peer, "hand-over", &format!("{} descriptors with the hello, want exactly 1", fds.len()));
         return answer(&mut relay, libc::EINVAL as u8);
     }
     let mut client = UnixStream::from(fds.pop().expect("one"));
     if let Err(why) = connected_unix_stream(&client) {
-        refusal(relay_peer, "hand-over", &format!("the descriptor is {why}"));
+        refusal(service, relay_peer, "hand-over", &format!("the descriptor is {why}"));
         return answer(&mut relay, libc::ENOTSOCK as u8);
     }
     let peer = match peer_of(&client) {
         Ok(p) => p,
         Err(e) => {
-            refusal(relay_peer, "hand-over", &format!("no peer credentials on the handed socket: {e}"));
+            refusal(service, relay_peer, "hand-over", &format!("no peer credentials on the handed socket: {e}"));
             return answer(&mut relay, libc::EPROTO as u8);
         }
     };
     if peer.uid != relay_peer.uid {
         let why = format!("handed socket's peer is uid {} pid {}, not the relay's uid", peer.uid, peer.pid);
-        refusal(relay_peer, "hand-over", &why);
+        refusal(service, relay_peer, "hand-over", &why);
         return answer(&mut relay, libc::EACCES as u8);
     }
     let numbering = crate::daemon::numbering_for_client(peer.pid, &service.fallback_numbering);
@@ -275,7 +291,7 @@ fn admin(service: &Service, mut stream: UnixStream, peer: &Peer, deadline: Insta
         }
     }
     if peer.uid != 0 {
-        refusal(peer, "admin", "admin commands need root");
+        refusal(service, peer, "admin", "admin commands need root");
         return reply(&mut stream, &["error: admin commands need root".into()]);
     }
     let Some(end) = line.iter().position(|b| *b == b'\n').filter(|n| *n <= admin::MAX_LINE) else {

@@ -58,10 +58,27 @@ struct Live {
     refusals: u32,
 }
 
+/// Who programs a CPU: one client process, with one session or several. LIKWID 5 starts one
+/// daemon per thread that touches other CPUs, so one process may hold several sessions;
+/// they share its CPUs. Another process gets -EBUSY.
+struct Owner {
+    process: (u32, i32),
+    sessions: BTreeSet<SessionId>,
+}
+
+/// The process a session's CPUs belong to; an unknown pid is a process of its own.
+fn process_of(id: SessionId, client: &Client) -> (u32, i32) {
+    if client.pid > 0 {
+        (client.uid, client.pid)
+    } else {
+        (client.uid, -(id.min(i32::MAX as u64) as i32))
+    }
+}
+
 pub struct Core {
     engine: Engine,
     sessions: BTreeMap<SessionId, Live>,
-    owners: HashMap<u32, SessionId>,
+    owners: HashMap<u32, Owner>,
     next_id: SessionId,
     journal_dir: PathBuf,
     /// Set by SIGTERM: nothing is written any more.
@@ -190,11 +207,13 @@ impl Core {
                 if !in_scope(true) {
                     return Err(denied(true, "outside the client's cpuset"));
                 }
-                if let Some((cpu, owner)) =
-                    targets.iter().find_map(|c| Some((*c, *self.owners.get(c)?)).filter(|(_, o)| *o != id))
-                {
-                    let who = self.sessions.get(&owner).map(|o| (o.client.uid, o.client.pid)).unwrap_or_default();
-                    let why = format!("cpu {cpu} is programmed by session {owner} (uid={} pid={})", who.0, who.1);
+                let process = process_of(id, client);
+                let busy =
+                    targets.iter().find_map(|c| Some((*c, self.owners.get(c)?)).filter(|(_, o)| o.process != process));
+                if let Some((cpu, owner)) = busy {
+                    let session = owner.sessions.iter().next().copied().unwrap_or_default();
+                    let (uid, pid) = owner.process;
+                    let why = format!("cpu {cpu} is programmed by session {session} (uid={uid} pid={pid})");
                     return Err((AccessError::Busy, why));
                 }
                 let value = self.narrowed(live, req)?;
@@ -257,9 +276,11 @@ impl Core {
             *written = true;
             live.originals.push((req.cpu, req.device, req.reg, *old));
         }
+        let process = process_of(id, &live.client);
         for &cpu in targets {
             if live.owned.insert(cpu) {
-                self.owners.insert(cpu, id);
+                let owner = self.owners.entry(cpu).or_insert_with(|| Owner { process, sessions: BTreeSet::new() });
+                owner.sessions.insert(id);
             }
         }
         Ok(())
@@ -278,7 +299,12 @@ impl Core {
     pub fn end(&mut self, id: SessionId, end: End) -> Option<usize> {
         let mut live = self.sessions.remove(&id)?;
         for cpu in &live.owned {
-            self.owners.remove(cpu);
+            if let Some(owner) = self.owners.get_mut(cpu) {
+                owner.sessions.remove(&id);
+                if owner.sessions.is_empty() {
+                    self.owners.remove(cpu);
+                }
+            }
         }
         let restored = match end {
             End::Exit => 0,
@@ -332,12 +358,9 @@ impl Core {
             .iter()
             .filter(|(_, s)| filter.uid.is_none_or(|u| s.client.uid == u))
             .filter(|(_, s)| filter.job.as_ref().is_none_or(|j| super::scope::in_job(&s.client.cgroups, j)))
-            .filter(|(_, s)| {
-                filter.cpus.as_ref().is_none_or(|cpus| {
-                    cpus.iter()
-                        .any(|c| s.owned.contains(c) || s.client.cpuset.as_ref().is_some_and(|set| set.contains(c)))
-                })
-            })
+            // CPUs a session programs, not those it may use: an unconfined reader must not be
+            // ended by every job's epilog.
+            .filter(|(_, s)| filter.cpus.as_ref().is_none_or(|cpus| cpus.iter().any(|c| s.owned.contains(c))))
             .map(|(id, _)| *id)
             .collect();
         matching

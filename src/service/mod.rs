@@ -14,6 +14,7 @@ mod core;
 mod journal;
 mod load;
 pub mod protocol;
+mod ratelimit;
 mod scope;
 mod serve;
 #[cfg(test)]
@@ -49,7 +50,11 @@ pub struct Service {
     /// The numbering for a LIKWID client whose maps do not tell (site file, installed library).
     fallback_numbering: (Numbering, String),
     lock_path: PathBuf,
+    /// The cgroup file systems, for each client's cpuset.
+    cgroup_mounts: Vec<scope::CgroupMount>,
     slots: Mutex<HashMap<u32, usize>>,
+    /// Refusals and dropped connections, logged at a bounded rate per uid.
+    log: ratelimit::RateLimit,
 }
 
 impl Service {
@@ -244,12 +249,24 @@ pub fn run(secure: bool) -> ExitCode {
         core.engine().policy().source,
         loaded.source
     );
+    let cgroup_mounts = scope::cgroup_mounts();
+    match cgroup_mounts.iter().find(|m| !m.v2 && m.controllers.iter().any(|c| c == "cpuset")) {
+        Some(m) => log::info!("cpu scope: cgroup v1 cpuset hierarchy at {}", m.mount_point.display()),
+        None => match cgroup_mounts.iter().find(|m| m.v2) {
+            Some(m) => {
+                log::info!("cpu scope: cgroup v2 at {} (where its cpuset controller is on)", m.mount_point.display())
+            }
+            None => log::warn!("cpu scope cannot apply: no cgroup file system is mounted"),
+        },
+    }
     let service = Arc::new(Service {
         core: Mutex::new(core),
         config: Mutex::new(Arc::new(loaded)),
         fallback_numbering,
         lock_path,
+        cgroup_mounts,
         slots: Mutex::new(HashMap::new()),
+        log: ratelimit::RateLimit::default(),
     });
     let handler = service.clone();
     if let Err(e) = std::thread::Builder::new()
@@ -281,7 +298,7 @@ fn accept_loop(service: &Arc<Service>, listener: &UnixListener) {
             }
         };
         if let Err(why) = service.take_slot(peer.uid) {
-            log::warn!("refused connection of uid {} pid {}: {why}", peer.uid, peer.pid);
+            service.log.warn(peer.uid, &format!("refused connection of uid {} pid {}: {why}", peer.uid, peer.pid));
             continue;
         }
         let shared = service.clone();

@@ -173,8 +173,13 @@ pub fn cpuset_from(memberships: &[Membership], mounts: &[CgroupMount]) -> Result
     }
 }
 
+/// The cgroup file systems this process sees (read once at start: they are mounted at boot).
+pub fn cgroup_mounts() -> Vec<CgroupMount> {
+    std::fs::read_to_string("/proc/self/mountinfo").map(|t| parse_mountinfo(&t)).unwrap_or_default()
+}
+
 /// The cpuset and the cgroup paths of process `pid` (paths for `reset job=ID`).
-pub fn cpuset_of(pid: i32) -> (Result<Option<Vec<u32>>, String>, Vec<String>) {
+pub fn cpuset_of(pid: i32, mounts: &[CgroupMount]) -> (Result<Option<Vec<u32>>, String>, Vec<String>) {
     if pid <= 0 {
         return (Err(format!("no pid for the client ({pid}): it is in another pid namespace")), Vec::new());
     }
@@ -183,9 +188,8 @@ pub fn cpuset_of(pid: i32) -> (Result<Option<Vec<u32>>, String>, Vec<String>) {
         Err(e) => return (Err(format!("cannot read /proc/{pid}/cgroup: {e}")), Vec::new()),
     };
     let memberships = parse_proc_cgroup(&text);
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").map(|t| parse_mountinfo(&t)).unwrap_or_default();
     let paths = memberships.iter().map(|m| m.path.clone()).collect();
-    (cpuset_from(&memberships, &mounts), paths)
+    (cpuset_from(&memberships, mounts), paths)
 }
 
 /// Whether one of `paths` is Slurm's cgroup of job `id` (`.../job_<id>` or `.../job_<id>/...`).
@@ -270,12 +274,30 @@ mod tests {
     }
 
     #[test]
+    fn a_v2_cpuset_comes_from_the_nearest_cgroup_that_has_the_controller() {
+        let dir = std::env::temp_dir().join(format!("likwid-scope-v2-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("slurm/job_9/step_0/user")).unwrap();
+        std::fs::write(dir.join("cgroup.controllers"), "cpu io memory cpuset pids\n").unwrap();
+        std::fs::write(dir.join("cpuset.cpus.effective"), "0-7\n").unwrap();
+        std::fs::write(dir.join("slurm/job_9/cpuset.cpus.effective"), "2-3\n").unwrap();
+        let mounts = vec![CgroupMount { v2: true, controllers: vec![], root: "/".into(), mount_point: dir.clone() }];
+        let member = |path: &str| vec![Membership { controllers: vec![], path: path.into() }];
+        assert_eq!(cpuset_from(&member("/slurm/job_9/step_0/user"), &mounts), Ok(Some(vec![2, 3])));
+        assert_eq!(cpuset_from(&member("/"), &mounts), Ok(Some((0..8).collect())));
+        assert!(cpuset_from(&[], &mounts).is_err(), "no v2 line: fail closed");
+        std::fs::write(dir.join("cgroup.controllers"), "cpu io memory pids\n").unwrap();
+        assert_eq!(cpuset_from(&member("/slurm/job_9"), &mounts), Ok(None), "no cpuset controller: no scope");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn this_process_has_an_answer() {
-        let (set, paths) = cpuset_of(std::process::id() as i32);
+        let mounts = cgroup_mounts();
+        let (set, paths) = cpuset_of(std::process::id() as i32, &mounts);
         assert!(!paths.is_empty());
         if let Ok(Some(cpus)) = set {
             assert!(!cpus.is_empty());
         }
-        assert!(cpuset_of(0).0.is_err() && cpuset_of(-3).0.is_err());
+        assert!(cpuset_of(0, &mounts).0.is_err() && cpuset_of(-3, &mounts).0.is_err());
     }
 }

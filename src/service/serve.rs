@@ -26,31 +26,46 @@ fn read_record(stream: &mut UnixStream) -> io::Result<Option<Record>> {
     Ok(Some(Record::decode(&buf)))
 }
 
-/// Answers `reqs` in turns; None when the session was ended meanwhile.
-fn answer_all(service: &Service, id: SessionId, reqs: &[Record]) -> Option<Vec<Record>> {
-    let mut replies = Vec::with_capacity(reqs.len());
-    for turn in reqs.chunks(TURN) {
-        let mut core = service.core();
-        for req in turn {
-            replies.push(core.answer(id, req)?);
-        }
+/// Reads and discards `len` bytes, keeping the channel in step without a buffer for them.
+fn drain(stream: &mut UnixStream, mut len: usize) -> io::Result<()> {
+    let mut scrap = [0u8; 4096];
+    while len > 0 {
+        let n = len.min(scrap.len());
+        stream.read_exact(&mut scrap[..n])?;
+        len -= n;
     }
-    Some(replies)
+    Ok(())
 }
 
-/// A batch (our extension): read it whole, then answer, as the daemon does.
+/// A batch (our extension): read whole (the client sends it all before it reads), then
+/// answered a turn at a time, each turn's replies sent after the core's lock is released.
+/// Ok(false) when the session was ended meanwhile.
 fn serve_batch(service: &Service, id: SessionId, stream: &mut UnixStream, header: &Record) -> io::Result<bool> {
     if header.cpu > wire::MAX_BATCH {
         log::warn!("session {id}: batch of {} requests exceeds {}; closing", header.cpu, wire::MAX_BATCH);
         let _ = stream.write_all(&wire::batch_header(0, wire::ERR_UNKNOWN).encode());
         return Err(io::Error::new(io::ErrorKind::InvalidData, "oversized batch"));
     }
-    let mut body = vec![0u8; header.cpu as usize * RECORD_LEN];
+    let len = header.cpu as usize * RECORD_LEN;
+    let mut body = Vec::new();
+    if body.try_reserve_exact(len).is_err() {
+        // Memory is short: refuse this batch, not the session (as the daemon does).
+        log::error!("session {id}: no memory for a batch of {} requests; refusing it", header.cpu);
+        drain(stream, len)?;
+        stream.write_all(&wire::batch_header(0, wire::ERR_RWFAIL).encode())?;
+        return Ok(true);
+    }
+    body.resize(len, 0);
     stream.read_exact(&mut body)?;
-    let Some(replies) = answer_all(service, id, &wire::decode_records(&body)) else { return Ok(false) };
-    let mut out = wire::batch_header(header.cpu, wire::ERR_NOERROR).encode().to_vec();
-    out.extend_from_slice(&wire::encode_records(&replies));
-    stream.write_all(&out)?;
+    stream.write_all(&wire::batch_header(header.cpu, wire::ERR_NOERROR).encode())?;
+    for turn in body.chunks(TURN * RECORD_LEN) {
+        let replies: Option<Vec<Record>> = {
+            let mut core = service.core();
+            wire::decode_records(turn).iter().map(|req| core.answer(id, req)).collect()
+        };
+        let Some(replies) = replies else { return Ok(false) };
+        stream.write_all(&wire::encode_records(&replies))?;
+    }
     Ok(true)
 }
 

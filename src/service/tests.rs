@@ -159,3 +159,39 @@ fn a_rule_allowlist_narrows_the_policy() {
     assert_eq!(m.core.end(s, End::Restore), Some(1));
     assert_eq!(m.register(0, CTR0), 0xAB00);
 }
+
+#[test]
+fn the_lock_file_is_judged_for_each_client() {
+    if !nix::unistd::getuid().is_root() {
+        return; // chown needs root; `make test` runs as root
+    }
+    let mut m = machine("lock");
+    let lock = m.dir.join("var/run/likwid.lock");
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    std::fs::write(&lock, b"").unwrap();
+    std::os::unix::fs::chown(&lock, Some(1000), None).unwrap();
+    std::fs::set_permissions(&lock, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let owner = m.core.open(m.client(1000, Access::ReadWrite, None));
+    let other = m.core.open(m.client(1001, Access::ReadWrite, None));
+    let root = m.core.open(m.client(0, Access::ReadWrite, None));
+    assert_eq!(m.write(owner, 0, CTR0, 1), wire::ERR_NOERROR, "the lock's owner measures");
+    assert_eq!(m.write(other, 1, CTR0, 1), wire::ERR_LOCKED);
+    assert_eq!(m.read(root, 1, CTR0).0, wire::ERR_LOCKED, "root is not exempt, as in LIKWID");
+}
+
+#[test]
+fn sessions_of_one_process_share_its_cpus() {
+    // LIKWID 5 starts a daemon per thread: several sessions of one pid program one machine.
+    let mut m = machine("process");
+    let first = m.core.open(m.client(1000, Access::ReadWrite, None));
+    let second = m.core.open(m.client(1000, Access::ReadWrite, None));
+    let mut other_client = m.client(1000, Access::ReadWrite, None);
+    other_client.pid += 1;
+    let other = m.core.open(other_client);
+    assert_eq!(m.write(first, 0, CTR0, 1), wire::ERR_NOERROR);
+    assert_eq!(m.write(second, 0, CTR0 - 1, 2), wire::ERR_NOERROR, "same process: shared");
+    assert_eq!(m.core.end(first, End::Exit), Some(0));
+    assert_eq!(m.write(other, 0, CTR0, 3), wire::ERR_DAEMONBUSY, "still held by the process's second session");
+    assert_eq!(m.core.end(second, End::Exit), Some(0));
+    assert_eq!(m.write(other, 0, CTR0, 3), wire::ERR_NOERROR, "free once the process's last session ended");
+}

@@ -16,7 +16,7 @@ session: its id, uid, pid, the CPUs it programs and how many writes it made. `re
 the sessions that match every filter given (all sessions without one) and restores every\n\
 register they changed; one line per session ended.\n\
 \n\
-  --cpus LIST   sessions programming (or confined to) one of these CPUs, e.g. 0,2-5\n\
+  --cpus LIST   sessions programming one of these CPUs, e.g. 0,2-5\n\
   --uid N       sessions of this user id\n\
   --job ID      sessions of Slurm job ID (a cgroup path component job_ID)\n\
 \n\
