@@ -236,3 +236,25 @@ fn a_simulated_machine_is_served_by_the_daemon_not_relayed() {
     assert!(accept_within(&listener, 0).is_none(), "the daemon relayed a simulated machine's client");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_service_whose_backlog_is_full_is_given_up_within_bounds() {
+    use nix::sys::socket::{bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+    let dir = std::env::temp_dir().join(format!("likwid-relay-full-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let socket_path = dir.join("socket");
+    // A service that never accepts, with backlog 0: one pending connection fills it.
+    let listener = socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).unwrap();
+    bind(listener.as_raw_fd(), &UnixAddr::new(&socket_path).unwrap()).unwrap();
+    std::fs::set_permissions(&socket_path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    listen(&listener, Backlog::new(0).unwrap()).unwrap();
+    let _pending = UnixStream::connect(&socket_path).unwrap();
+    let started = Instant::now();
+    let child = likwid_client(&["read:0:0:0xC0010201"], &[(SERVICE_SOCKET_ENV, &socket_path)]);
+    let out = finish(child);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("(daemon exit 1)"), "{}", text(&out));
+    assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -16,7 +16,9 @@ use crate::error::StartError;
 use crate::root::ROOT_ENV;
 use crate::service::protocol::Hello;
 use crate::service::protocol::SOCKET_PATH;
-use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+use nix::sys::socket::{
+    connect, sendmsg, socket, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr,
+};
 use std::io::{IoSlice, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileTypeExt;
@@ -77,18 +79,36 @@ fn io_error(what: String) -> impl FnOnce(std::io::Error) -> StartError {
     move |e| StartError::new(e.raw_os_error().unwrap_or(libc::EIO), format!("{what}: {e}"))
 }
 
-/// Connects to the service, retrying while its backlog is full (EAGAIN), for a bounded time.
+/// Connects to the service. A blocking connect() to a listener whose backlog is full waits
+/// until it accepts, without a limit; a non-blocking one fails with EAGAIN, retried here for a
+/// bounded time.
 fn connect_service(path: &Path) -> Result<UnixStream, StartError> {
+    let fail =
+        |e: nix::Error| StartError::new(e as i32, format!("cannot connect to the service at {}: {e}", path.display()));
+    let fd = socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)
+        .map_err(fail)?;
+    let addr = UnixAddr::new(path).map_err(fail)?;
     let deadline = Instant::now() + CONNECT_TIMEOUT;
     loop {
-        match UnixStream::connect(path) {
-            Ok(stream) => return Ok(stream),
-            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(5));
+        match connect(fd.as_raw_fd(), &addr) {
+            Ok(()) => break,
+            Err(nix::Error::EAGAIN) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Err(nix::Error::EAGAIN) => {
+                return Err(StartError::new(
+                    libc::ETIMEDOUT,
+                    format!(
+                        "the service at {} accepted no connection within {} s",
+                        path.display(),
+                        CONNECT_TIMEOUT.as_secs()
+                    ),
+                ))
             }
-            Err(e) => return Err(io_error(format!("cannot connect to the service at {}", path.display()))(e)),
+            Err(e) => return Err(fail(e)),
         }
     }
+    let stream = UnixStream::from(fd);
+    stream.set_nonblocking(false).map_err(io_error(format!("connection to the service at {}", path.display())))?;
+    Ok(stream)
 }
 
 /// Sends the hand-over hello with the client's socket attached, in one sendmsg (the protocol
