@@ -71,10 +71,8 @@ impl LockWatch {
 
     /// Reads the file now, whatever the clock says (start of a session, restore at its end).
     pub fn locked_now(&mut self) -> bool {
-        let held = match nix::sys::stat::stat(&self.path) {
-            Ok(st) if self.owner_decides && st.st_uid == self.real_uid => None,
-            _ => holder(&self.path, self.real_uid),
-        };
+        let owners_file = || nix::sys::stat::stat(&self.path).is_ok_and(|st| st.st_uid == self.real_uid);
+        let held = if self.owner_decides && owners_file() { None } else { holder(&self.path, self.real_uid) };
         match held {
             Some(Held::Unknown(e)) if self.logged != Some(e) => {
                 log::warn!("cannot check the lock file {} ({e}): treating it as locked", self.path.display());

@@ -231,11 +231,12 @@ fn hand_over(service: &Service, mut relay: UnixStream, relay_peer: &Peer, mut fd
     let answer = |relay: &mut UnixStream, errno: u8| {
         let _ = relay.write_all(&[errno]);
     };
-    if fds.len() != 1 {
-        refusal(service, relay_peer, "hand-over", &format!("{} descriptors with the hello, want exactly 1", fds.len()));
+    let count = fds.len();
+    let (Some(fd), 1) = (fds.pop(), count) else {
+        refusal(service, relay_peer, "hand-over", &format!("{count} descriptors with the hello, want exactly 1"));
         return answer(&mut relay, libc::EINVAL as u8);
-    }
-    let mut client = UnixStream::from(fds.pop().expect("one"));
+    };
+    let mut client = UnixStream::from(fd);
     if let Err(why) = connected_unix_stream(&client) {
         refusal(service, relay_peer, "hand-over", &format!("the descriptor is {why}"));
         return answer(&mut relay, libc::ENOTSOCK as u8);
@@ -253,15 +254,14 @@ fn hand_over(service: &Service, mut relay: UnixStream, relay_peer: &Peer, mut fd
         return answer(&mut relay, libc::EACCES as u8);
     }
     let numbering = crate::daemon::numbering_for_client(peer.pid, &service.fallback_numbering);
-    let admitted = admit(service, &client, &peer, numbering, "LIKWID");
-    if admitted.is_err() {
+    let Ok(admitted) = admit(service, &client, &peer, numbering, "LIKWID") else {
         return answer(&mut relay, libc::EACCES as u8);
-    }
+    };
     answer(&mut relay, 0);
     drop(relay);
     let _ = client.set_read_timeout(None);
     let _ = client.set_write_timeout(Some(WRITE_TIMEOUT));
-    let id = service.core().open(admitted.expect("admitted"));
+    let id = service.core().open(admitted);
     serve::serve(service, id, &mut client, false);
 }
 

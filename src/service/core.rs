@@ -287,11 +287,14 @@ impl Core {
     }
 
     fn journal_entry(&self, id: SessionId, live: &mut Live, entry: Entry) -> std::io::Result<()> {
-        if live.journal.is_none() {
-            let c = &live.client;
-            live.journal = Some(JournalFile::create(&self.journal_dir, id, c.uid, c.pid, c.numbering)?);
-        }
-        live.journal.as_mut().expect("created").append(entry)
+        let journal = match &mut live.journal {
+            Some(journal) => journal,
+            none => {
+                let c = &live.client;
+                none.insert(JournalFile::create(&self.journal_dir, id, c.uid, c.pid, c.numbering)?)
+            }
+        };
+        journal.append(entry)
     }
 
     /// Ends session `id`: restores its registers unless it said EXIT, removes its journal,
