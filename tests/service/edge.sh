@@ -31,8 +31,10 @@ for tool in unshare setpriv python3 useradd cc getcap; do
 done
 [[ -x /usr/bin/likwid-perfctr ]] || skip "LIKWID 5.2.2 is not installed (apt-get install likwid)"
 [[ -x $rel/likwid-accessD ]] || { echo "FAIL: $rel/likwid-accessD missing (make build first)"; exit 1; }
-id -u likwid-t1 >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin likwid-t1
-u1=$(id -u likwid-t1) g1=$(id -g likwid-t1)
+# A user of its own: other tests (c-tests/service.sh, privilege.sh) use likwid-t1 and may run at
+# the same time on a shared machine; the leftover checks look at this user's files only.
+id -u likwid-edge >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin likwid-edge
+u1=$(id -u likwid-edge) g1=$(id -g likwid-edge)
 versions=(/usr)
 if [[ -x /opt/likwid-5.5.1/bin/likwid-perfctr ]]; then
     versions+=(/opt/likwid-5.5.1)
@@ -41,12 +43,14 @@ else
 fi
 
 inst=$(mktemp -d /tmp/likwid-edge.XXXXXX)
-made_etc='' cg_job='' cg_made=()
+made_etc='' cg_job='' cg_made=() cg_enabled=''
 cleanup() {
     local d
     for d in "${cg_made[@]}"; do rmdir "$d" 2>/dev/null || true; done
+    # The v2 cpuset controller goes off again if this script switched it on.
+    [[ -n $cg_enabled ]] && { echo -cpuset >"$cg_enabled/cgroup.subtree_control" 2>/dev/null || true; }
     [[ -n $made_etc ]] && rmdir /etc/likwid-access 2>/dev/null
-    find /tmp -maxdepth 1 -name 'likwid-[0-9]*' -user likwid-t1 -delete 2>/dev/null
+    find /tmp -maxdepth 1 -name 'likwid-[0-9]*' -user likwid-edge -delete 2>/dev/null
     if [[ $fail == 0 && -z ${KEEP:-} ]]; then rm -rf "$inst"; else echo "kept $inst"; fi
 }
 trap cleanup EXIT
@@ -113,7 +117,10 @@ if [[ -n $v1 ]]; then
     done
     cg_job=$base/uid_$u1/job_$job
 elif [[ -n $v2 ]] && grep -qw cpuset "$v2/cgroup.controllers"; then
-    echo +cpuset >"$v2/cgroup.subtree_control"
+    if ! grep -qw cpuset "$v2/cgroup.subtree_control"; then
+        echo +cpuset >"$v2/cgroup.subtree_control"
+        cg_enabled=$v2
+    fi
     base=$v2/slurm-edge-$$
     for d in "$base" "$base/uid_$u1" "$base/uid_$u1/job_$job"; do
         mkdir "$d" && cg_made=("$d" "${cg_made[@]}")
@@ -149,12 +156,12 @@ unshare -m --propagation private bash -euo pipefail -c '
     waitfor() { for _ in $(seq 500); do [[ -e $1 ]] && return 0; sleep 0.02; done; echo "timed out waiting for $1"; return 1; }
     leftovers() {   # no socket file and no relay left by the user
         local t p
-        t=$(find /tmp -maxdepth 1 -name "likwid-[0-9]*" -user likwid-t1)
+        t=$(find /tmp -maxdepth 1 -name "likwid-[0-9]*" -user likwid-edge)
         p=$(pgrep -u "$u1" -f likwid-accessD || true)
         [[ -z $t && -z $p ]] && ok "$1: no /tmp/likwid-* file and no likwid-accessD of the user left" \
             || bad "$1: left behind: files [$t] processes [$p]"
     }
-    printf "user likwid-t1 read-write\ndefault none\n" >/etc/likwid-access/service.conf
+    printf "user likwid-edge read-write\ndefault none\n" >/etc/likwid-access/service.conf
     start_service() {   # ROOT: the simulated machine it serves
         LIKWID_ACCESS_ROOT=$1 "$dest/sbin/likwid-accessD" --service 2>>"$inst/service.err" & spid=$!
         for _ in $(seq 250); do "$dest/bin/likwid-access" service status >/dev/null 2>&1 && return 0; sleep 0.02; done
@@ -186,7 +193,7 @@ unshare -m --propagation private bash -euo pipefail -c '
             counters=$(grep -cE "^\| *[A-Z_0-9]+ +\| +[A-Z0-9]+ +\| +[0-9.e+-]+ +\|" "$inst/perfctr-$cpu-$v.out" || true)
             changed=$(diff "$inst/before" "$inst/sync/during" 2>/dev/null | grep -c "^>" || true)
             if [[ $rc == 0 && -z $dashes && $counters -gt 0 && $changed -gt 0 ]]; then
-                ok "LIKWID $v likwid-perfctr -g $group on $cpu as likwid-t1 through the relay: $counters counters, none -, $changed cpu 0 registers programmed while counting"
+                ok "LIKWID $v likwid-perfctr -g $group on $cpu as likwid-edge through the relay: $counters counters, none -, $changed cpu 0 registers programmed while counting"
             else
                 bad "LIKWID $v likwid-perfctr -g $group on $cpu: exit $rc, dashes [$dashes], $counters counters, $changed registers programmed:"
                 head -40 "$inst/perfctr-$cpu-$v.out"
@@ -257,7 +264,7 @@ EOF
     leftovers "container"
 
     # 3. Slurm prolog/epilog on a simulated job.
-    export SLURM_JOB_ID=$job SLURM_JOB_USER=likwid-t1 SLURM_JOB_UID=$u1
+    export SLURM_JOB_ID=$job SLURM_JOB_USER=likwid-edge SLURM_JOB_UID=$u1
     export LIKWID_ACCESS=$dest/bin/likwid-access
     slurm=$dest/share/likwid-access/slurm
     CTR1=$((0xC0010203))
