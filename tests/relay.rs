@@ -19,8 +19,24 @@ use std::time::{Duration, Instant};
 const DAEMON: &str = env!("CARGO_BIN_EXE_likwid-accessD");
 const NOBODY: u32 = 65534;
 
+/// A scratch directory, removed however the test ends (a failed assertion too).
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
 /// A directory every user can reach, with a socket every user may connect to.
-fn fake_service(name: &str) -> (PathBuf, UnixListener) {
+fn fake_service(name: &str) -> (Scratch, UnixListener) {
     let dir = std::env::temp_dir().join(format!("likwid-relay-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir(&dir).unwrap();
@@ -29,7 +45,7 @@ fn fake_service(name: &str) -> (PathBuf, UnixListener) {
     let listener = UnixListener::bind(&path).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
     listener.set_nonblocking(true).unwrap();
-    (dir, listener)
+    (Scratch(dir), listener)
 }
 
 /// Waits up to `secs` for the relay's connection.
@@ -169,7 +185,6 @@ fn relay_hands_the_likwid_clients_own_connection_to_the_service() {
     assert!(out.status.success(), "client (and relay, its exit status) failed: {}", text(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "read:1:0:0xC0010201 -> 0 0x12345678", "{}", text(&out));
     assert_no_socket_left(got.relay.pid());
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -190,7 +205,6 @@ fn refused_hand_over_fails_the_relay_and_leaves_no_socket() {
         text(&out)
     );
     assert_no_socket_left(got.relay.pid());
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -208,7 +222,6 @@ fn silent_service_is_bounded_and_the_relay_exits_non_zero() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("(daemon exit 1)"), "{}", text(&out));
     drop(relay);
     assert_no_socket_left(got.relay.pid());
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -234,16 +247,15 @@ fn a_simulated_machine_is_served_by_the_daemon_not_relayed() {
         text(&out)
     );
     assert!(accept_within(&listener, 0).is_none(), "the daemon relayed a simulated machine's client");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn a_service_whose_backlog_is_full_is_given_up_within_bounds() {
     use nix::sys::socket::{bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
-    let dir = std::env::temp_dir().join(format!("likwid-relay-full-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = Scratch(std::env::temp_dir().join(format!("likwid-relay-full-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&*dir);
+    std::fs::create_dir(&*dir).unwrap();
+    std::fs::set_permissions(&*dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let socket_path = dir.join("socket");
     // A service that never accepts, with backlog 0: one pending connection fills it.
     let listener = socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).unwrap();
@@ -256,5 +268,4 @@ fn a_service_whose_backlog_is_full_is_given_up_within_bounds() {
     let out = finish(child);
     assert!(String::from_utf8_lossy(&out.stderr).contains("(daemon exit 1)"), "{}", text(&out));
     assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
-    std::fs::remove_dir_all(&dir).unwrap();
 }
