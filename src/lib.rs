@@ -40,6 +40,7 @@ pub use tool::main as tool_main;
 /// What the integration tests in tests/ reach inside the crate. Not an API.
 #[doc(hidden)]
 pub mod testing {
+    pub use crate::daemon::SERVICE_SOCKET_ENV;
     pub use crate::engine::{policy_for, Engine};
     pub use crate::error::AccessError;
     pub use crate::policy::pci::Numbering;

@@ -6,6 +6,7 @@ mod audit;
 mod client_library;
 mod compat;
 mod privilege;
+mod relay;
 mod serve;
 mod session;
 mod syslog;
@@ -13,6 +14,7 @@ mod workers;
 
 pub(crate) use client_library::numbering_for_client;
 pub use privilege::effective_capabilities;
+pub use relay::SERVICE_SOCKET_ENV;
 pub use serve::{serve, Ended, Peer};
 pub use session::Session;
 
@@ -120,6 +122,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // LIKWID's start of a binary without privileges while the service runs: hand over, exit.
+    if let (Mode::Likwid, Some(service)) = (&mode, relay::service_socket(secure)) {
+        return relay::run(&service);
+    }
     let root = Root::from_env(secure);
     let real_uid = nix::unistd::getuid().as_raw();
     let machine = Machine::open(&root, real_uid);
