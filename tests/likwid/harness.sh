@@ -22,9 +22,9 @@
 #   -g GROUP   run only this group (and skip the other tools)
 #   --record   write the deduplicated traces to tests/likwid/traces/CPU/GROUP[@VERSION].trace
 #   --keep     keep the work directory (printed at the end)
-# /etc is shared with the host even in a mount namespace (only mounts are private there): the topology file lives in
-# an overlay on /etc inside the namespace; without overlayfs an empty /etc/likwid_topo.cfg is
-# created as bind target and removed by the EXIT trap. Two namespaces run at a time (2 vCPUs).
+# /etc is shared with the host even in a mount namespace (only mounts are private there): the
+# topology file lives in an overlay on /etc inside the namespace; without overlayfs an empty
+# /etc/likwid_topo.cfg is created as bind target and removed by the EXIT trap. Two namespaces run at a time (2 vCPUs).
 # Exit: 0 all passed, 1 something failed, 77 skipped (not root / no likwid; CI=true fails).
 # The last line is "N passed, N failed" (", N skipped" follows when known gaps were met or a
 # version was skipped: the KNOWN and SKIP lines above it say which and why).
@@ -66,8 +66,9 @@ if [[ ${1:-} == --inner ]]; then
     if [[ -d $w/m/sys/bus/pci/devices ]]; then
         mount --bind "$w/m/sys/bus/pci/devices" /sys/bus/pci/devices
     fi
-    # /etc is shared with the host (only mounts are private): an overlay keeps the topology file in this
-    # namespace; without overlayfs the outer half created an empty target to bind over.
+    # /etc is shared with the host (only mounts are private): an overlay keeps the topology
+    # file in this namespace; without overlayfs the outer half created an empty target to
+    # bind over.
     if [[ $etc_mode == overlay ]]; then
         mkdir -p "$w/etc-upper" "$w/etc-work"
         mount -t overlay overlay -o "lowerdir=/etc,upperdir=$w/etc-upper,workdir=$w/etc-work" /etc
