@@ -8,7 +8,7 @@ use crate::error::{AccessError, StartError};
 use crate::lock::{Held, LockWatch};
 use crate::policy::discovery::{self, FakeReg, RegisterRule, Space, Width};
 use crate::policy::pci::{Generation, Numbering, PciRule};
-use crate::policy::{apply_mask, parse_cpuinfo, sockets_of, CpuModel, Policy, WriteRule};
+use crate::policy::{apply_mask, parse_cpuinfo, sockets_of, CpuModel, Decisions, Policy, WriteRule};
 use crate::root::Root;
 use crate::site;
 use crate::wire::MSR_DEV;
@@ -41,6 +41,8 @@ pub struct Machine {
 pub struct Engine {
     machine: Machine,
     numbering: Numbering,
+    /// The policy's MSR decisions, remembered (the policy never changes).
+    decisions: Decisions,
 }
 
 /// A PCI config register of a fixed width, seen as a register device.
@@ -214,7 +216,7 @@ impl Machine {
 
     /// The engine for a client that numbers PCI devices as `numbering`.
     pub fn serve_as(self, numbering: Numbering) -> Engine {
-        Engine { machine: self, numbering }
+        Engine { machine: self, numbering, decisions: Decisions::default() }
     }
 }
 
@@ -347,14 +349,11 @@ impl Engine {
 
     /// Register `reg` of `device` on `cpu` (a hardware thread for MSR_DEV, a socket for a
     /// PciDeviceIndex), with the rules for it. NODEV for anything this machine does not have.
-    /// `writing` says whether the write rule is wanted: reads skip its table and ceiling
-    /// look-ups (a quarter of the daemon's work per batched read), and get `Denied` there.
-    fn target(&self, cpu: u32, device: i32, reg: u32, writing: bool) -> Result<Target<'_>, AccessError> {
+    fn target(&self, cpu: u32, device: i32, reg: u32) -> Result<Target<'_>, AccessError> {
         if device == MSR_DEV {
             let file = self.machine.msrs.get(cpu).ok_or(AccessError::NoDevice)?;
-            let policy = &self.machine.policy;
-            let write = if writing { policy.write_rule(reg) } else { WriteRule::Denied };
-            return Ok(Target { device: Device::Msr(file), addr: reg, readable: policy.may_read(reg), write });
+            let (readable, write) = self.decisions.of(&self.machine.policy, reg);
+            return Ok(Target { device: Device::Msr(file), addr: reg, readable, write });
         }
         if let Some(d) = &self.machine.discovery {
             return self.discovery_target(d, cpu, device, reg);
@@ -373,12 +372,12 @@ impl Engine {
     /// Whether `device` on `cpu` (a socket for PCI devices) can be used.
     pub fn check(&mut self, cpu: u32, device: i32) -> Result<(), AccessError> {
         self.unlocked()?;
-        self.target(cpu, device, discovery::FAKE_BASE, false).map(|_| ())
+        self.target(cpu, device, discovery::FAKE_BASE).map(|_| ())
     }
 
     pub fn read(&mut self, cpu: u32, device: i32, reg: u32) -> Result<u64, AccessError> {
         self.unlocked()?;
-        let target = self.target(cpu, device, reg, false)?;
+        let target = self.target(cpu, device, reg)?;
         if !target.readable {
             return Err(AccessError::Denied { reg, write: false });
         }
@@ -390,7 +389,7 @@ impl Engine {
     /// write into their measurement, timed by whoever staged the "original").
     pub fn write(&mut self, cpu: u32, device: i32, reg: u32, value: u64) -> Result<(), AccessError> {
         self.unlocked()?;
-        let target = self.target(cpu, device, reg, true)?;
+        let target = self.target(cpu, device, reg)?;
         store(&target.device, target.write, target.addr, reg, value)
     }
 

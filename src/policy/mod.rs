@@ -11,10 +11,12 @@
 
 mod cpu;
 pub mod discovery;
+mod memo;
 pub mod pci;
 mod topology;
 
 pub use cpu::{parse_cpuinfo, CpuIdentity, CpuModel, Vendor, CPU_MODELS};
+pub use memo::Decisions;
 pub use topology::{cpu_sockets, sockets_of};
 
 use std::fmt;
