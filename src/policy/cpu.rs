@@ -30,22 +30,6 @@ impl std::fmt::Display for CpuIdentity {
     }
 }
 
-/// Reads the first processor's vendor, family and model. None when a field is missing.
-pub fn parse_cpuinfo(text: &str) -> Option<CpuIdentity> {
-    let field = |key: &str| {
-        text.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            (k.trim() == key).then(|| v.trim())
-        })
-    };
-    let vendor = match field("vendor_id")? {
-        "GenuineIntel" => Some(Vendor::Intel),
-        "AuthenticAMD" => Some(Vendor::Amd),
-        _ => None,
-    };
-    Some(CpuIdentity { vendor, family: field("cpu family")?.parse().ok()?, model: field("model")?.parse().ok()? })
-}
-
 /// A CPU generation with its own built-in table. `models[0]` is what `likwid-access sim`
 /// puts into a simulated `/proc/cpuinfo`.
 #[derive(Debug)]
@@ -358,6 +342,7 @@ pub static CPU_MODELS: &[CpuModel] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::parse_cpuinfo;
 
     const THIS_VM: &str =
         "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n";

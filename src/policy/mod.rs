@@ -10,14 +10,14 @@
 //! ceiling, whatever a table says, and one with ceiling 0 is never written at all.
 
 mod cpu;
+mod cpuinfo;
 pub mod discovery;
 mod memo;
 pub mod pci;
-mod topology;
 
-pub use cpu::{parse_cpuinfo, CpuIdentity, CpuModel, Vendor, CPU_MODELS};
+pub use cpu::{CpuIdentity, CpuModel, Vendor, CPU_MODELS};
+pub use cpuinfo::{cpu_sockets, parse_cpuinfo, sockets_of, CpuInfo};
 pub use memo::Decisions;
-pub use topology::{cpu_sockets, sockets_of};
 
 use std::fmt;
 
