@@ -24,16 +24,19 @@ fi
 if [ "${host_vendor:-amd}" = intel ]; then reg=0xC1; else reg=0xC0010201; fi
 "$rel/likwid-access" sim "$tmp/m" --cpu "$sim" --cpus 2 >/dev/null
 # A big site: 256 CPUs on 2 sockets with their uncore PCI devices, padded with other functions
-# (a NIC's virtual functions, say) to 600, which the daemon may see but never serves.
+# to 600, which the daemon may see but never serves. The worst case for its filter: every
+# padding function sits at a device/function slot the uncore uses, on other buses, with Intel's
+# vendor id and a device id it does not serve, so each costs reading vendor and device.
 "$rel/likwid-access" sim "$tmp/big" --cpu skx --cpus 256 --sockets 2 >/dev/null
 "$rel/likwid-access" sim "$tmp/bigu" --cpu skx --cpus 256 --sockets 2 >/dev/null
 pci=$tmp/big/sys/bus/pci/devices
 uncore=$(ls "$pci" | wc -l)
+slots=($(ls "$pci" | sed 's/^.*:\([0-9a-f]*\.[0-7]\)$/\1/' | sort -u))
 for ((i = 0; i < 600 - uncore; i++)); do
-    d=$pci/$(printf '0000:%02x:%02x.%x' $((0x40 + i / 64)) $(((i / 8) % 8)) $((i % 8)))
+    d=$pci/$(printf '0000:%02x:%s' $((0x40 + i / ${#slots[@]})) "${slots[i % ${#slots[@]}]}")
     mkdir "$d"
-    echo 0x15b3 >"$d/vendor"
-    echo 0x101c >"$d/device"
+    echo 0x8086 >"$d/vendor"
+    echo 0x2021 >"$d/device"
     echo 0 >"$d/numa_node"
     truncate -s 256 "$d/config"
 done
