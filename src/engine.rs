@@ -409,6 +409,12 @@ impl Engine {
         store(&target.device, target.write, target.addr, reg, value)
     }
 
+    /// Re-reads the lock file at most every `every` (tests: zero makes every request read it).
+    #[cfg(test)]
+    pub(crate) fn recheck_lock_every(&mut self, every: std::time::Duration) {
+        self.machine.lock.set_recheck(every);
+    }
+
     /// Whether the lock is held now, read from the file whatever the recheck interval says.
     pub fn locked_now(&mut self) -> bool {
         self.machine.lock.locked_now()

@@ -49,11 +49,19 @@ pub struct LockWatch {
     checked: Option<(u64, bool)>,
     /// The last undeterminable state logged, so a persisting failure is logged once.
     logged: Option<Errno>,
+    /// `RECHECK` in nanoseconds (tests shorten it).
+    recheck_ns: u64,
 }
 
 impl LockWatch {
     pub fn new(path: PathBuf, real_uid: u32) -> LockWatch {
-        LockWatch { path, real_uid, checked: None, logged: None }
+        LockWatch { path, real_uid, checked: None, logged: None, recheck_ns: RECHECK.as_nanos() as u64 }
+    }
+
+    /// Re-reads the file at most every `every` instead of `RECHECK` (zero: at every request).
+    #[cfg(test)]
+    pub fn set_recheck(&mut self, every: Duration) {
+        self.recheck_ns = every.as_nanos() as u64;
     }
 
     pub fn path(&self) -> &std::path::Path {
@@ -86,7 +94,7 @@ impl LockWatch {
             (Some((due, locked)), Some(now)) if now < due => locked,
             _ => {
                 let locked = self.locked_now();
-                self.checked = now.map(|now| (now.saturating_add(RECHECK.as_nanos() as u64), locked));
+                self.checked = now.map(|now| (now.saturating_add(self.recheck_ns), locked));
                 locked
             }
         }
