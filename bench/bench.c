@@ -5,7 +5,9 @@
  * ping-pong of one 32-byte record between two processes placed like the application and the
  * daemon (unpinned, and both pinned to CPU 0). Everything is interleaved round by round so the
  * machine's noise falls on all of them. Start-up on simulated machines (BENCH_SIM2, BENCH_SIM256:
- * LIKWID_ACCESS_ROOT directories) is timed in the same rounds.
+ * LIKWID_ACCESS_ROOT directories) is timed in the same rounds. With BENCH_BEFORE=DAEMON (a
+ * likwid-accessD built from an earlier commit), that daemon runs the same sessions and start-ups
+ * in the same rounds, through the same library, for a before/after table.
  * `bench cg REG N`: start, N batches of 1024 reads, stop; `bench cgs REG N`: N * 1000 single
  * reads (both run under callgrind by bench.sh).
  * `bench start REG`: start, one read, stop (run under strace by bench.sh). */
@@ -244,6 +246,12 @@ static void single_read_rows(const char *where, double floor, double ours, doubl
     }
 }
 
+/* A before/after row: both medians, their ratio, and the after figure against its floor. */
+static void ba_row(const char *what, double before, double after, const char *unit, const char *vs)
+{
+    printf("| %-46s | %9.2f %-2s | %9.2f %-2s | %5.2fx | %s |\n", what, before, unit, after, unit, after / before, vs);
+}
+
 static int run(int argc, char **argv)
 {
     const char *file = argv[2], *ours_path = argv[4], *likwid_path = argc > 5 ? argv[5] : NULL;
@@ -259,12 +267,18 @@ static int run(int argc, char **argv)
     Daemon ours = { make(MAXS), make(MAXS), make(ROUNDS), make(ROUNDS), make(ROUNDS), make(ROUNDS),
                     make(ROUNDS * BATCHES), make(ROUNDS * BATCHES) };
     Daemon theirs = { make(MAXS), make(MAXS), make(ROUNDS), make(ROUNDS), make(ROUNDS), make(ROUNDS), { 0, 0 }, { 0, 0 } };
+    const char *before_path = getenv("BENCH_BEFORE");
+    Daemon prev = { make(MAXS), make(MAXS), make(ROUNDS), make(ROUNDS), make(ROUNDS), make(ROUNDS),
+                    make(ROUNDS * BATCHES), make(ROUNDS * BATCHES) };
+    Samples p2 = make(ROUNDS), p256 = make(ROUNDS), p256u = make(ROUNDS);
     Samples direct = make(MAXS), pp = make(MAXS), pp_pinned = make(MAXS), s2 = make(ROUNDS), s256 = make(ROUNDS), s256u = make(ROUNDS),
             floor_spawn = make(ROUNDS);
     for (int r = 0; r < ROUNDS; r++) {
         if (session(ours_path, &ours, 0) || session(ours_path, &ours, 1))
             return 1;
         if (likwid_path && (session(likwid_path, &theirs, 0) || session(likwid_path, &theirs, 1)))
+            return 1;
+        if (before_path && (session(before_path, &prev, 0) || session(before_path, &prev, 1)))
             return 1;
         if (pingpong(&pp, 0) || pingpong(&pp_pinned, 1))
             return 1;
@@ -281,6 +295,13 @@ static int run(int argc, char **argv)
             add(&s256, startup_ms(sim256));
             if (sim256u)
                 add(&s256u, startup_ms(sim256u));
+            if (before_path) {
+                setenv("LIKWID_ACCESSD", before_path, 1);
+                add(&p2, startup_ms(sim2));
+                add(&p256, startup_ms(sim256));
+                if (sim256u)
+                    add(&p256u, startup_ms(sim256u));
+            }
         }
         add(&floor_spawn, spawn_floor_ms());
     }
@@ -360,6 +381,30 @@ static int run(int argc, char **argv)
     } else {
         printf("\nLIKWID column SKIPPED: no LIKWID daemon given (install Debian's likwid and run as root).\n");
     }
+    if (!before_path)
+        return 0;
+    printf("\nBefore/after: the daemon at BENCH_BEFORE (%s) beside ours, same library, same rounds:\n\n", before_path);
+    printf("| %-46s | %12s | %12s | after/before | after vs its floor (target) |\n|---|---:|---:|---:|---|\n",
+           "measurement", "before", "after");
+    snprintf(buf, sizeof buf, "%.2fx the ping-pong (<= 1.1x)", os / ppu);
+    ba_row("single read, unpinned", median(&prev.single), os, "us", buf);
+    snprintf(buf, sizeof buf, "%.2fx the ping-pong (<= 1.1x)", op / ppp);
+    ba_row("single read, both on CPU 0", median(&prev.pinned), op, "us", buf);
+    snprintf(buf, sizeof buf, "%.2fx the pread", ob64 / d);
+    ba_row("batch of 64 reads, per read", median(&prev.b64), ob64, "us", buf);
+    snprintf(buf, sizeof buf, "%.2fx the pread (<= 1.2x)", ob1k / d);
+    ba_row("batch of 1024 reads, per read", median(&prev.b1024), ob1k, "us", buf);
+    snprintf(buf, sizeof buf, "%.2fx the spawn of /bin/true (<= 1 ms)", ost / median(&floor_spawn));
+    ba_row("spawn to first reply (host-CPU sim, 2 CPUs)", median(&prev.startup), ost, "ms", buf);
+    if (sim2 && sim256) {
+        ba_row("spawn to first reply, sim root, 2 CPUs", median(&p2), median(&s2), "ms", "(<= 1 ms)");
+        if (sim256u)
+            ba_row("spawn to first reply, 256 CPUs, uncore PCI only", median(&p256u), median(&s256u), "ms", "");
+        ba_row("spawn to first reply, 256 CPUs, 600 PCI fns", median(&p256), median(&s256), "ms", "(<= 2 ms)");
+    }
+    ba_row("daemon private memory, idle", median(&prev.idle), oidle, "MB", "");
+    ba_row("daemon private memory, after a session", median(&prev.busy), obusy, "MB", "");
+    ba_row("of which Private_Dirty", median(&prev.dirty), odirty, "MB", "");
     return 0;
 }
 

@@ -107,13 +107,6 @@ fi
 # share is not counted): callgrind on 2 and on 22 batches of 1024, the difference per read.
 export LIKWID_ACCESSD=$rel/likwid-accessD LIKWID_ACCESS_ROOT=$tmp/m
 if command -v valgrind >/dev/null; then
-    for n in 2 22; do
-        mkdir "$tmp/cg$n" "$tmp/cgs$n"
-        valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$tmp/cg$n/%p" -q \
-            "$tmp/bench" cg $reg $n
-        valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$tmp/cgs$n/%p" -q \
-            "$tmp/bench" cgs $reg $n
-    done
     total() { # FILE: instructions counted in it
         sed -n 's/^\(summary\|totals\): *\([0-9]*\).*/\2/p' "$1" | head -n1
     }
@@ -122,17 +115,38 @@ if command -v valgrind >/dev/null; then
             if grep -q "^cmd:.*likwid-accessD" "$f"; then [ "$2" = daemon ] && echo "$f"; else [ "$2" = client ] && echo "$f"; fi
         done
     }
+    cg_runs() { # DAEMON LABEL: profiles of 2 and 22 batches, 2 000 and 22 000 single reads, a start
+        for n in 2 22; do
+            mkdir "$tmp/cg$n$2" "$tmp/cgs$n$2"
+            LIKWID_ACCESSD=$1 valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$tmp/cg$n$2/%p" -q \
+                "$tmp/bench" cg $reg $n
+            LIKWID_ACCESSD=$1 valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$tmp/cgs$n$2/%p" -q \
+                "$tmp/bench" cgs $reg $n
+        done
+        mkdir "$tmp/cgstart$2"
+        LIKWID_ACCESSD=$1 valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$tmp/cgstart$2/%p" -q \
+            "$tmp/bench" start $reg
+    }
+    cg_report() { # LABEL: instructions per read and at start-up
+        echo "Instructions per read in batches of 1024 (callgrind, (22 - 2 batches) / 20480 reads)$1:"
+        for who in client daemon; do
+            a=$(total "$(pick "$tmp/cg2$1" $who)") b=$(total "$(pick "$tmp/cg22$1" $who)")
+            echo "  $who: $(((b - a) / 20480)) instructions per read (start-up and 2 batches: $a)"
+        done
+        echo "Instructions per single read (callgrind, (22 000 - 2 000 reads) / 20 000)$1:"
+        for who in client daemon; do
+            a=$(total "$(pick "$tmp/cgs2$1" $who)") b=$(total "$(pick "$tmp/cgs22$1" $who)")
+            echo "  $who: $(((b - a) / 20000)) instructions per read"
+        done
+        echo "Daemon start-up to its first reply on 2 CPUs$1: $(total "$(pick "$tmp/cgstart$1" daemon)") instructions"
+    }
+    cg_runs "$rel/likwid-accessD" ""
     echo
-    echo "Instructions per read in batches of 1024 (callgrind, (22 - 2 batches) / 20480 reads):"
-    for who in client daemon; do
-        a=$(total "$(pick "$tmp/cg2" $who)") b=$(total "$(pick "$tmp/cg22" $who)")
-        echo "  $who: $(((b - a) / 20480)) instructions per read (start-up and 2 batches: $a)"
-    done
-    echo "Instructions per single read (callgrind, (22 000 - 2 000 reads) / 20 000):"
-    for who in client daemon; do
-        a=$(total "$(pick "$tmp/cgs2" $who)") b=$(total "$(pick "$tmp/cgs22" $who)")
-        echo "  $who: $(((b - a) / 20000)) instructions per read"
-    done
+    if [ -n "${BENCH_BEFORE:-}" ]; then
+        cg_runs "$BENCH_BEFORE" "-before"
+        cg_report " (before: BENCH_BEFORE)"
+    fi
+    cg_report ""
     top() { # FILE N: the N functions with the most instructions of their own (lines summed)
         callgrind_annotate --inclusive=no --auto=no "$1" 2>/dev/null | awk -v n="$2" '
             /PROGRAM TOTALS/ { all = $1; gsub(",", "", all); next }
@@ -152,11 +166,8 @@ if command -v valgrind >/dev/null; then
     top "$(pick "$tmp/cgs22" daemon)" 8
     # Start-up: the daemon's instructions from exec to exit after one read, inclusive (a
     # function with everything it calls), our functions only.
-    mkdir "$tmp/cgstart"
-    valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$tmp/cgstart/%p" -q \
-        "$tmp/bench" start $reg
     f=$(pick "$tmp/cgstart" daemon)
-    echo "Daemon start-up on 2 CPUs: $(total "$f") instructions; where they go (inclusive, top 8 of ours):"
+    echo "Where the daemon's start-up instructions go (inclusive, top 8 of ours):"
     callgrind_annotate --inclusive=yes --auto=no "$f" 2>/dev/null |
         awk '/^ *[0-9,]+ +\(/ && /likwid_access::/ && / \[/ { c = $1; f = $0
                 sub(/^ *[0-9,]+ +\([ 0-9.%]*\) +[^:]*:/, "", f); sub(/ \[.*$/, "", f)
@@ -175,6 +186,11 @@ if command -v strace >/dev/null; then
         sed -n '/^-----/,/^-----/p' "$tmp/strace.$root" | grep -v '^-----' | sort -k4 -n -r | head -n 8 |
             awk '{ printf "  %-16s %6s calls  %s s\n", $NF, $4, $2 }'
         awk '/ total$/ { printf "  total            %6s calls\n", $4 }' "$tmp/strace.$root"
+        if [ -n "${BENCH_BEFORE:-}" ]; then
+            LIKWID_ACCESSD=$BENCH_BEFORE LIKWID_ACCESS_ROOT=$tmp/$root strace -f -c -o "$tmp/strace-before.$root" \
+                "$tmp/bench" start $reg
+            awk '/ total$/ { printf "  total, before     %6s calls\n", $4 }' "$tmp/strace-before.$root"
+        fi
     done
 fi
 
