@@ -11,6 +11,9 @@ cd "$(dirname "$0")/.."
 rel=$PWD/target/release
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# A binary just linked has dirty page-cache pages until written back, and smaps counts those
+# as Private_Dirty: write them back first.
+sync "$rel/likwid-accessD" "$rel/liblikwid_access.so" ${BENCH_BEFORE:+"$BENCH_BEFORE"}
 cc -std=c11 -O2 -Wall -Wextra -Werror -pedantic -Iinclude bench/bench.c -L"$rel" -llikwid_access \
    -Wl,-rpath,"$rel" -o "$tmp/bench"
 source c-tests/host-cpu.sh
@@ -127,26 +130,26 @@ if command -v valgrind >/dev/null; then
         LIKWID_ACCESSD=$1 valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$tmp/cgstart$2/%p" -q \
             "$tmp/bench" start $reg
     }
-    cg_report() { # LABEL: instructions per read and at start-up
-        echo "Instructions per read in batches of 1024 (callgrind, (22 - 2 batches) / 20480 reads)$1:"
+    cg_report() { # LABEL TEXT: instructions per read and at start-up
+        echo "Instructions per read in batches of 1024 (callgrind, (22 - 2 batches) / 20480 reads)$2:"
         for who in client daemon; do
             a=$(total "$(pick "$tmp/cg2$1" $who)") b=$(total "$(pick "$tmp/cg22$1" $who)")
             echo "  $who: $(((b - a) / 20480)) instructions per read (start-up and 2 batches: $a)"
         done
-        echo "Instructions per single read (callgrind, (22 000 - 2 000 reads) / 20 000)$1:"
+        echo "Instructions per single read (callgrind, (22 000 - 2 000 reads) / 20 000)$2:"
         for who in client daemon; do
             a=$(total "$(pick "$tmp/cgs2$1" $who)") b=$(total "$(pick "$tmp/cgs22$1" $who)")
             echo "  $who: $(((b - a) / 20000)) instructions per read"
         done
-        echo "Daemon start-up to its first reply on 2 CPUs$1: $(total "$(pick "$tmp/cgstart$1" daemon)") instructions"
+        echo "Daemon start-up to its first reply on 2 CPUs$2: $(total "$(pick "$tmp/cgstart$1" daemon)") instructions"
     }
     cg_runs "$rel/likwid-accessD" ""
     echo
     if [ -n "${BENCH_BEFORE:-}" ]; then
         cg_runs "$BENCH_BEFORE" "-before"
-        cg_report " (before: BENCH_BEFORE)"
+        cg_report -before " (before: BENCH_BEFORE)"
     fi
-    cg_report ""
+    cg_report "" ""
     top() { # FILE N: the N functions with the most instructions of their own (lines summed)
         callgrind_annotate --inclusive=no --auto=no "$1" 2>/dev/null | awk -v n="$2" '
             /PROGRAM TOTALS/ { all = $1; gsub(",", "", all); next }

@@ -125,7 +125,21 @@ impl<'e> Session<'e> {
     }
 
     /// Executes one request and builds its reply.
+    #[inline]
     pub fn answer(&mut self, req: &Record) -> Record {
+        // A read that succeeds and is not traced has nothing to journal, audit or log: its
+        // reply is its value (about 90 instructions less per read, callgrind). Inlined into
+        // the serve loop and the batch loop; everything else takes `execute_and_settle`.
+        if req.kind == wire::TYPE_READ && self.trace.is_none() {
+            return match self.engine.read(req.cpu, req.device, req.reg) {
+                Ok(data) => req.reply(data, wire::ERR_NOERROR),
+                Err(e) => self.settle(req, Outcome { result: Err(e), original: None }),
+            };
+        }
+        self.execute_and_settle(req)
+    }
+
+    fn execute_and_settle(&mut self, req: &Record) -> Record {
         let outcome = if self.journal_full(req) {
             Session::refuse_full_journal()
         } else if self.needs_original(req) && !self.reserve_journal(1) {
@@ -142,17 +156,7 @@ impl<'e> Session<'e> {
         if self.workers.is_none() {
             for slot in records.chunks_exact_mut(RECORD_LEN) {
                 let slot: &mut [u8; RECORD_LEN] = slot.try_into().expect("chunks_exact gives whole records");
-                let req = Record::decode(slot);
-                // A read that succeeds and is not traced has nothing to journal, audit or log:
-                // its reply is its value. Everything else (and every refusal) takes `answer`.
-                let reply = match req.kind {
-                    wire::TYPE_READ if self.trace.is_none() => match self.engine.read(req.cpu, req.device, req.reg) {
-                        Ok(data) => req.reply(data, wire::ERR_NOERROR),
-                        Err(e) => self.settle(&req, Outcome { result: Err(e), original: None }),
-                    },
-                    _ => self.answer(&req),
-                };
-                *slot = reply.encode();
+                *slot = self.answer(&Record::decode(slot)).encode();
             }
             return;
         }
