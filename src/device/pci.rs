@@ -227,10 +227,12 @@ fn open_mmio(root: &Root, generation: &Generation, devices: &mut BTreeMap<(u32, 
     }
 }
 
-/// The open config files of every uncore device, by (socket, PciDeviceIndex name).
+/// The open config files of every uncore device, by (socket, PciDeviceIndex name), sorted: a
+/// device is also named by its position (`find`, `at`), which the engine remembers per request
+/// address instead of looking the name up again.
 #[derive(Debug, Default)]
 pub struct PciDevices {
-    devices: BTreeMap<(u32, String), (String, PciConfig)>,
+    devices: Vec<((u32, String), (String, PciConfig))>,
 }
 
 impl PciDevices {
@@ -249,17 +251,28 @@ impl PciDevices {
         if let Some(g) = generation {
             open_mmio(root, g, &mut devices);
         }
-        PciDevices { devices }
+        PciDevices { devices: devices.into_iter().collect() }
     }
 
     /// The device `name` (a PciDeviceIndex name) on `socket` and its type.
     pub fn get(&self, socket: u32, name: &str) -> Option<(&str, &PciConfig)> {
+        self.find(socket, name).map(|slot| self.at(slot))
+    }
+
+    /// The position of device `name` on `socket`, for `at`.
+    pub fn find(&self, socket: u32, name: &str) -> Option<usize> {
         let key = match mmio_window(name) {
-            Some((kind, index)) => format!("{kind}#{index}"),
+            Some((kind, index)) => std::borrow::Cow::Owned(format!("{kind}#{index}")),
             None if name == MMIO_BASE => return None,
-            None => name.to_string(),
+            None => std::borrow::Cow::Borrowed(name),
         };
-        self.devices.get(&(socket, key)).map(|(kind, config)| (kind.as_str(), config))
+        self.devices.binary_search_by(|((s, n), _)| (*s, n.as_str()).cmp(&(socket, &*key))).ok()
+    }
+
+    /// The device at `slot` (from `find`) and its type.
+    pub fn at(&self, slot: usize) -> (&str, &PciConfig) {
+        let (_, (kind, config)) = &self.devices[slot];
+        (kind.as_str(), config)
     }
 
     pub fn len(&self) -> usize {
@@ -272,7 +285,7 @@ impl PciDevices {
 
     /// (socket, name) of every device, in order.
     pub fn list(&self) -> impl Iterator<Item = (u32, &str)> {
-        self.devices.keys().map(|(s, n)| (*s, n.as_str()))
+        self.devices.iter().map(|((s, n), _)| (*s, n.as_str()))
     }
 }
 
