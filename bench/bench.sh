@@ -126,6 +126,13 @@ if command -v valgrind >/dev/null; then
             LIKWID_ACCESSD=$1 valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$tmp/cgs$n$2/%p" -q \
                 "$tmp/bench" cgs $reg $n
         done
+        if [ "$sim" = skx ]; then
+            for n in 2 22; do
+                mkdir "$tmp/cgp$n$2"
+                LIKWID_ACCESSD=$1 valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$tmp/cgp$n$2/%p" \
+                    -q "$tmp/bench" cgp $n
+            done
+        fi
         mkdir "$tmp/cgstart$2"
         LIKWID_ACCESSD=$1 valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$tmp/cgstart$2/%p" -q \
             "$tmp/bench" start $reg
@@ -141,6 +148,10 @@ if command -v valgrind >/dev/null; then
             a=$(total "$(pick "$tmp/cgs2$1" $who)") b=$(total "$(pick "$tmp/cgs22$1" $who)")
             echo "  $who: $(((b - a) / 20000)) instructions per read"
         done
+        if [ -d "$tmp/cgp2$1" ]; then
+            a=$(total "$(pick "$tmp/cgp2$1" daemon)") b=$(total "$(pick "$tmp/cgp22$1" daemon)")
+            echo "Instructions per PCI read in batches of 1024 (iMC counters, skx)$2: daemon $(((b - a) / 20480))"
+        fi
         echo "Daemon start-up to its first reply on 2 CPUs$2: $(total "$(pick "$tmp/cgstart$1" daemon)") instructions"
     }
     cg_runs "$rel/likwid-accessD" ""
