@@ -9,7 +9,7 @@
  * likwid-accessD built from an earlier commit), that daemon runs the same sessions and start-ups
  * in the same rounds, through the same library, for a before/after table.
  * `bench cg REG N`: start, N batches of 1024 reads, stop; `bench cgs REG N`: N * 1000 single
- * reads; `bench cgp N`: N batches of 1024 PCI reads on a simulated Skylake-SP (all run under
+ * reads; `bench cgp REG N`: N batches of 1024 PCI reads on a simulated Skylake-SP (all run under
  * callgrind by bench.sh).
  * `bench start REG`: start, one read, stop (run under strace by bench.sh). */
 #define _GNU_SOURCE
@@ -432,15 +432,16 @@ int main(int argc, char **argv)
         HPMfinalize();
         return 0;
     }
-    if (argc == 3 && strcmp(argv[1], "cgp") == 0) {
+    if (argc == 4 && strcmp(argv[1], "cgp") == 0) {
         /* N batches of 1024 reads of a Skylake-SP's iMC counters (PCI_IMC_DEVICE_0_CH_0 = 5 in
          * LIKWID 5.2's numbering, MC_CHy_PCI_PMON_CTR0..3 at 0xA0-0xB8) on socket 0. */
         static HPMBatchOp ops[1024];
         for (int i = 0; i < 1024; i++)
             ops[i] = (HPMBatchOp){ .cpu = 0, .dev = 5, .reg = 0xA0 + 8 * (uint32_t)(i % 4), .op = HPM_BATCH_READ };
+        reg = (uint32_t)strtoul(argv[2], NULL, 0); /* the first read, an MSR */
         if (start(NULL) != 0)
             return 1;
-        for (int b = 0; b < atoi(argv[2]); b++)
+        for (int b = 0; b < atoi(argv[3]); b++)
             if (HPMbatch(ops, 1024) != 0) {
                 fprintf(stderr, "bench: PCI batch failed: %d\n", ops[0].result);
                 return 1;
@@ -455,6 +456,6 @@ int main(int argc, char **argv)
         HPMfinalize();
         return 0;
     }
-    fprintf(stderr, "usage: %s run MSR_FILE REG OUR_DAEMON [LIKWID_DAEMON] | cg|cgs REG N | cgp N | start REG\n", argv[0]);
+    fprintf(stderr, "usage: %s run MSR_FILE REG OUR_DAEMON [LIKWID_DAEMON] | cg|cgs|cgp REG N | start REG\n", argv[0]);
     return 2;
 }

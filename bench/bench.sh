@@ -130,7 +130,7 @@ if command -v valgrind >/dev/null; then
             for n in 2 22; do
                 mkdir "$tmp/cgp$n$2"
                 LIKWID_ACCESSD=$1 valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$tmp/cgp$n$2/%p" \
-                    -q "$tmp/bench" cgp $n
+                    -q "$tmp/bench" cgp $reg $n
             done
         fi
         mkdir "$tmp/cgstart$2"
