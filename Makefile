@@ -8,6 +8,9 @@ CARGO   ?= cargo
 REL     := $(or $(CARGO_TARGET_DIR),target)/release
 LIB     := $(REL)/liblikwid_access.so
 DAEMON_PATH := $(PREFIX)/sbin/likwid-accessD
+# Service mode (README "Service mode"): the systemd units and the Slurm prolog/epilog.
+SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
+SLURM_DIR ?= $(PREFIX)/share/likwid-access/slurm
 # The library launches the daemon from where `make install` puts it.
 export LIKWID_ACCESS_DAEMON_PATH := $(DAEMON_PATH)
 
@@ -76,8 +79,17 @@ install: build
 	  > $(DESTDIR)$(LIBDIR)/pkgconfig/likwid-access.pc
 	install -m 0755 $(REL)/likwid-accessD $(DESTDIR)$(DAEMON_PATH)
 	install -m 0755 $(REL)/likwid-access $(DESTDIR)$(PREFIX)/bin/likwid-access
+	install -d $(DESTDIR)$(SYSTEMD_UNIT_DIR) $(DESTDIR)$(SLURM_DIR)
+	sed 's|/usr/local/sbin/likwid-accessD|$(DAEMON_PATH)|' contrib/systemd/likwid-accessd.service \
+	  > $(DESTDIR)$(SYSTEMD_UNIT_DIR)/likwid-accessd.service
+	chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/likwid-accessd.service
+	install -m 0755 contrib/slurm/prolog $(DESTDIR)$(SLURM_DIR)/prolog
+	sed 's|/usr/local/bin/likwid-access|$(PREFIX)/bin/likwid-access|' contrib/slurm/epilog > $(DESTDIR)$(SLURM_DIR)/epilog
+	chmod 0755 $(DESTDIR)$(SLURM_DIR)/epilog
 	@echo
-	@echo "Installed. The daemon needs privileges to open /dev/cpu/*/msr; as root run ONE of:"
+	@echo "Installed. Service mode (no setuid file; README \"Service mode\"), as root:"
+	@echo "  systemctl daemon-reload && systemctl enable --now likwid-accessd.service"
+	@echo "Or the daemon needs privileges to open /dev/cpu/*/msr; as root run ONE of:"
 	@echo "  chown root:root $(DAEMON_PATH) && chmod u+s $(DAEMON_PATH)      # setuid root"
 	@echo "  setcap cap_dac_override,cap_sys_rawio=ep $(DAEMON_PATH)          # file capabilities"
 
@@ -87,7 +99,9 @@ uninstall:
 	  $(DESTDIR)$(PREFIX)/include/likwid_access.h $(DESTDIR)$(LIBDIR)/pkgconfig/likwid-access.pc \
 	  $(DESTDIR)$(DAEMON_PATH) $(DESTDIR)$(PREFIX)/bin/likwid-access \
 	  $(DESTDIR)$(PREFIX)/include/likwid_access.f90 \
-	  $(DESTDIR)$(PREFIX)/share/man/man1/likwid-access.1 $(DESTDIR)$(PREFIX)/share/man/man8/likwid-accessD.8
+	  $(DESTDIR)$(PREFIX)/share/man/man1/likwid-access.1 $(DESTDIR)$(PREFIX)/share/man/man8/likwid-accessD.8 \
+	  $(DESTDIR)$(SYSTEMD_UNIT_DIR)/likwid-accessd.service \
+	  $(DESTDIR)$(SLURM_DIR)/prolog $(DESTDIR)$(SLURM_DIR)/epilog
 
 clean:
 	$(CARGO) clean
@@ -132,6 +146,22 @@ deb-test:
 	tests/deb/deb-test.sh
 
 test: package-test
+
+# Service mode's shipped files checked offline (tests/service/units.sh): the unit's
+# systemd-analyze security exposure under a threshold, systemd-analyze verify, shellcheck of
+# the Slurm scripts. Skipped without systemd-analyze (exit 77), except under CI=true.
+test: service-units-test
+.PHONY: service-units-test
+service-units-test: build
+	tests/service/units.sh || [ $$? -eq 77 ]
+
+# Service mode at its edges (tests/service/edge.sh, ~10 s, root): LIKWID 5.2.2 and 5.5.1 through
+# the relay from a `make install` tree with no setuid file or capability, a rootless container
+# served through a bind-mounted socket, the Slurm prolog/epilog on a simulated job.
+test: service-edge-test
+.PHONY: service-edge-test
+service-edge-test: build
+	tests/service/edge.sh || [ $$? -eq 77 ]
 .PHONY: package-test
 package-test:
 	tests/deb/deb-test.sh || [ $$? -eq 77 ]

@@ -106,8 +106,9 @@ done
 # LIKWID 5 client written from the protocol facts (wire_compat); setuid and setcap copies used
 # by unprivileged users (privilege); our library on Debian's likwid-accessD (on_likwid); the
 # same wire requests answered by both daemons (differential); the daemon's log channel recording,
-# full and absent while test_rlimits and test_denied run (faults).
-SCRIPT_TESTS=(wire_compat privilege on_likwid differential faults)
+# full and absent while test_rlimits and test_denied run (faults); the root-started service with
+# three users, a cpuset, a hand-over, admin reset, SIGTERM and SIGKILL (service).
+SCRIPT_TESTS=(wire_compat privilege on_likwid differential faults service)
 selected=()
 if [[ $# -gt 0 ]]; then
     for want in "$@"; do
@@ -176,6 +177,7 @@ for name in "${selected[@]}"; do
                     timeout -k 10 "$TIMEOUT" c-tests/faults.sh "$BUILD" "$DAEMON" "$TOOL" >>"$log" 2>&1 </dev/null || rc=$?
                 ;;
             privilege) timeout -k 10 "$TIMEOUT" c-tests/privilege.sh >"$log" 2>&1 </dev/null || rc=$? ;;
+            service) timeout -k 10 "$TIMEOUT" c-tests/service.sh >"$log" 2>&1 </dev/null || rc=$? ;;
             on_likwid)
                 "$CC" "${CFLAGS[@]}" -o "$BUILD/on_likwid" c-tests/on_likwid.c "${LDFLAGS[@]}" >"$log" 2>&1 &&
                     timeout -k 10 "$TIMEOUT" c-tests/on_likwid.sh "$BUILD/on_likwid" "$DAEMON" >>"$log" 2>&1 </dev/null || rc=$?

@@ -443,7 +443,10 @@ int32_t HPMbatch(HPMBatchOp *ops, uint32_t count);
 
 /*
  The pid of the likwid-accessD serving this process (for monitoring: its memory, its
- log lines), or 0 when none does (not started yet, direct mode, finalized).
+ log lines), or 0 when none does (not started yet, direct mode, finalized). With the node's
+ service (`likwid-accessD --service`, used when /run/likwid-access/socket accepts and
+ LIKWID_ACCESS_SERVICE is not `off`) it is the service's pid, as the kernel reports the
+ socket's peer (SO_PEERCRED): shared by every client, not a process of this one.
  */
 int32_t HPMdaemonPid(void);
 

@@ -468,3 +468,17 @@ impl Engine {
 fn io_error(e: std::io::Error) -> AccessError {
     AccessError::ReadWrite(e.raw_os_error().unwrap_or(libc::EIO))
 }
+
+/// Service mode (`src/service/`): one engine, opened once, serves every client in turn.
+impl Engine {
+    /// Serves the next requests in this client's `PciDeviceIndex` numbering.
+    pub fn set_numbering(&mut self, numbering: Numbering) {
+        self.numbering = numbering;
+    }
+
+    /// Swaps the lock watch: the service judges LIKWID's lock file for each client's uid,
+    /// not its own (root is not exempt, and a site chowns the file to the job's user).
+    pub fn swap_lock(&mut self, lock: &mut LockWatch) {
+        std::mem::swap(&mut self.machine.lock, lock);
+    }
+}

@@ -17,6 +17,8 @@ pub enum AccessError {
     OpenFailed,
     /// The read or write itself failed (EIO for a missing MSR, EPERM from msr.allow_writes).
     ReadWrite(i32),
+    /// Service mode: another session is programming this CPU (LIKWID's DAEMONBUSY).
+    Busy,
     /// A request type we do not know.
     UnknownRequest,
     /// The peer sent something other than a reply to our request, or the channel broke.
@@ -32,6 +34,7 @@ impl AccessError {
             AccessError::Locked => wire::ERR_LOCKED,
             AccessError::OpenFailed => wire::ERR_OPENFAIL,
             AccessError::ReadWrite(_) => wire::ERR_RWFAIL,
+            AccessError::Busy => wire::ERR_DAEMONBUSY,
             AccessError::UnknownRequest | AccessError::Channel(_) => wire::ERR_UNKNOWN,
         }
     }
@@ -45,6 +48,7 @@ impl AccessError {
             wire::ERR_LOCKED => AccessError::Locked,
             wire::ERR_OPENFAIL => AccessError::OpenFailed,
             wire::ERR_RWFAIL => AccessError::ReadWrite(libc::EIO),
+            wire::ERR_DAEMONBUSY => AccessError::Busy,
             _ => AccessError::UnknownRequest,
         })
     }
@@ -58,6 +62,7 @@ impl AccessError {
             AccessError::Locked => libc::ENOLCK,
             AccessError::OpenFailed => libc::ENXIO,
             AccessError::ReadWrite(_) => libc::EIO,
+            AccessError::Busy => libc::EBUSY,
             AccessError::UnknownRequest => libc::EFAULT,
             AccessError::Channel(_) => libc::ENOTCONN,
         }
@@ -77,6 +82,7 @@ impl fmt::Display for AccessError {
             AccessError::ReadWrite(e) => {
                 write!(f, "register access failed: {}", std::io::Error::from_raw_os_error(*e))
             }
+            AccessError::Busy => write!(f, "another session is programming this CPU"),
             AccessError::UnknownRequest => write!(f, "unknown request type"),
             AccessError::Channel(why) => write!(f, "daemon connection lost: {why}"),
         }
@@ -116,6 +122,7 @@ mod tests {
             (wire::ERR_NODEV, -libc::ENODEV),
             (wire::ERR_LOCKED, -libc::ENOLCK),
             (wire::ERR_UNKNOWN, -libc::EFAULT),
+            (wire::ERR_DAEMONBUSY, -libc::EBUSY),
             (99, -libc::EFAULT),
         ];
         for (code, errno) in cases {
@@ -133,6 +140,7 @@ mod tests {
             AccessError::Locked,
             AccessError::OpenFailed,
             AccessError::ReadWrite(libc::EIO),
+            AccessError::Busy,
         ];
         for e in all {
             assert_eq!(AccessError::from_wire_code(e.wire_code(), 7, true), Some(e));

@@ -13,6 +13,7 @@ pub mod fuzzing;
 pub mod lock;
 pub mod policy;
 pub mod root;
+pub mod service;
 pub mod sim;
 pub mod site;
 pub mod sys;

@@ -51,11 +51,27 @@ pub struct LockWatch {
     logged: Option<Errno>,
     /// `RECHECK` in nanoseconds (tests shorten it).
     recheck_ns: u64,
+    /// Service mode: the file's owner alone decides (see `for_client`).
+    owner_decides: bool,
 }
 
 impl LockWatch {
     pub fn new(path: PathBuf, real_uid: u32) -> LockWatch {
-        LockWatch { path, real_uid, checked: None, logged: None, recheck_ns: RECHECK.as_nanos() as u64 }
+        LockWatch {
+            path,
+            real_uid,
+            checked: None,
+            logged: None,
+            recheck_ns: RECHECK.as_nanos() as u64,
+            owner_decides: false,
+        }
+    }
+
+    /// The service's watch for a client: the service is not the client, so whether the
+    /// service could read the file says nothing about the client; a file owned by the
+    /// client's uid unlocks, as in LIKWID for a file its owner can open.
+    pub fn for_client(path: PathBuf, client_uid: u32) -> LockWatch {
+        LockWatch { owner_decides: true, ..LockWatch::new(path, client_uid) }
     }
 
     /// Re-reads the file at most every `every` instead of `RECHECK` (zero: at every request).
@@ -70,7 +86,8 @@ impl LockWatch {
 
     /// Reads the file now, whatever the clock says (start of a session, restore at its end).
     pub fn locked_now(&mut self) -> bool {
-        let held = holder(&self.path, self.real_uid);
+        let owners_file = || nix::sys::stat::stat(&self.path).is_ok_and(|st| st.st_uid == self.real_uid);
+        let held = if self.owner_decides && owners_file() { None } else { holder(&self.path, self.real_uid) };
         match held {
             Some(Held::Unknown(e)) if self.logged != Some(e) => {
                 log::warn!("cannot check the lock file {} ({e}): treating it as locked", self.path.display());

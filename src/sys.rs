@@ -103,3 +103,118 @@ pub fn syslog_timestamp() -> String {
     let month = MONTHS.get(tm.tm_mon as usize).copied().unwrap_or("Jan");
     format!("{month} {:2} {:02}:{:02}:{:02}", tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec)
 }
+
+/// The supplementary groups of a Unix socket's peer as the kernel recorded them at connect
+/// time (SO_PEERGROUPS, Linux 4.13; nix has no wrapper). The list is bounded by NGROUPS_MAX.
+pub fn peer_groups(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<Vec<u32>> {
+    use std::os::fd::AsRawFd;
+    const NGROUPS_MAX: usize = 65_536;
+    let mut groups: Vec<libc::gid_t> = vec![0; 64];
+    loop {
+        let mut len = (groups.len() * std::mem::size_of::<libc::gid_t>()) as libc::socklen_t;
+        // SAFETY: the kernel writes at most `len` bytes into `groups`, which holds that many,
+        // and stores the size it needs (or wrote) in `len`.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let count = len as usize / std::mem::size_of::<libc::gid_t>();
+        if rc == 0 {
+            groups.truncate(count);
+            return Ok(groups);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ERANGE) || count <= groups.len() || count > NGROUPS_MAX {
+            return Err(e);
+        }
+        groups.resize(count, 0);
+    }
+}
+
+/// Keeps only the capabilities in `keep` (a mask of CAP_* bit numbers), for good: drops every
+/// other one from the bounding set, locks the securebits so root's uid 0 regains nothing
+/// through execve or setuid (capabilities(7), "The securebits flags"), then sets permitted and
+/// effective to `keep` and empties the inheritable (and so the ambient) set. Needs
+/// CAP_SETPCAP at the start, which is then dropped with the rest unless kept.
+pub fn keep_only_capabilities(keep: u64) -> io::Result<()> {
+    for cap in 0..64u32 {
+        if keep & (1 << cap) != 0 {
+            continue;
+        }
+        // SAFETY: prctl with integer arguments only.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } != 0 {
+            let e = io::Error::last_os_error();
+            // EINVAL: past the kernel's last capability; the rest do not exist.
+            if e.raw_os_error() == Some(libc::EINVAL) {
+                break;
+            }
+            return Err(e);
+        }
+    }
+    // SECBIT_NOROOT, SECBIT_NO_SETUID_FIXUP, SECBIT_KEEP_CAPS_LOCKED, SECBIT_NO_CAP_AMBIENT_RAISE
+    // and their locks (linux/securebits.h).
+    const SECURE_BITS: libc::c_ulong = 0x1 | 0x2 | 0x4 | 0x8 | 0x20 | 0x40 | 0x80;
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_SECUREBITS, SECURE_BITS, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    set_capabilities(keep)
+}
+
+pub fn set_capabilities(keep: u64) -> io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    let mut header = Header { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let (low, high) = (keep as u32, (keep >> 32) as u32);
+    let data = [
+        Data { effective: low, permitted: low, inheritable: 0 },
+        Data { effective: high, permitted: high, inheritable: 0 },
+    ];
+    // SAFETY: as in clear_capabilities: the kernel's version-3 header and two data structs,
+    // both alive for the call.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Receives into `buf` with any descriptors passed alongside (SCM_RIGHTS), each owned at once
+/// so none can leak; `truncated` when the sender passed more than there was room for (the
+/// kernel closed the rest).
+pub fn recv_with_fds(
+    fd: std::os::fd::BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> io::Result<(usize, Vec<std::os::fd::OwnedFd>, bool)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 4]);
+    let msg = recvmsg::<()>(fd.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
+    let truncated = msg.flags.contains(MsgFlags::MSG_CTRUNC);
+    let mut fds = Vec::new();
+    for cmsg in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(raw) = cmsg {
+            // SAFETY: the kernel just installed these descriptors in this process for this
+            // message; nothing else knows or owns them.
+            fds.extend(raw.into_iter().map(|r| unsafe { OwnedFd::from_raw_fd(r) }));
+        }
+    }
+    Ok((msg.bytes, fds, truncated))
+}

@@ -92,7 +92,10 @@ pub unsafe extern "C" fn HPMbatch(ops: *mut HPMBatchOp, count: u32) -> i32 {
 }
 
 /// The pid of the likwid-accessD serving this process (for monitoring: its memory, its
-/// log lines), or 0 when none does (not started yet, direct mode, finalized).
+/// log lines), or 0 when none does (not started yet, direct mode, finalized). With the node's
+/// service (`likwid-accessD --service`, used when /run/likwid-access/socket accepts and
+/// LIKWID_ACCESS_SERVICE is not `off`) it is the service's pid, as the kernel reports the
+/// socket's peer (SO_PEERCRED): shared by every client, not a process of this one.
 #[no_mangle]
 pub extern "C" fn HPMdaemonPid() -> i32 {
     guard(0, || client::daemon_pid().map_or(0, |pid| pid as i32))

@@ -18,7 +18,8 @@ const EXIT_GRACE: Duration = Duration::from_secs(2);
 
 pub struct Connection {
     stream: UnixStream,
-    child: Child,
+    /// The daemon we spawned; None on the node's service (src/client/service.rs).
+    child: Option<Child>,
     flavor: Flavor,
     /// Set once the channel failed: later calls fail fast with the same reason.
     broken: Option<String>,
@@ -58,7 +59,7 @@ impl Connection {
             Ok((stream, cpus, flavor)) => {
                 let _ = stream.set_read_timeout(Some(REPLY_TIMEOUT));
                 let _ = stream.set_write_timeout(Some(REPLY_TIMEOUT));
-                Ok((Connection { stream, child, flavor, broken: None }, cpus))
+                Ok((Connection { stream, child: Some(child), flavor, broken: None }, cpus))
             }
             Err(e) => {
                 reap(&mut child);
@@ -67,12 +68,19 @@ impl Connection {
         }
     }
 
+    /// A session with the node's service, already greeted: no process of ours behind it.
+    pub fn to_service(stream: UnixStream, capabilities: u64) -> Connection {
+        let _ = stream.set_read_timeout(Some(REPLY_TIMEOUT));
+        let _ = stream.set_write_timeout(Some(REPLY_TIMEOUT));
+        Connection { stream, child: None, flavor: Flavor::Ours { capabilities }, broken: None }
+    }
+
     /// The process serving this connection: the daemon we spawned, or for LIKWID's daemon,
-    /// which detaches, the listener on its socket.
+    /// which detaches, and for the service, the listener on its socket (SO_PEERCRED).
     pub fn pid(&self) -> u32 {
-        match self.flavor {
-            Flavor::Ours { .. } => self.child.id(),
-            Flavor::Likwid => getsockopt(&self.stream, sockopt::PeerCredentials).map_or(0, |c| c.pid() as u32),
+        match (&self.child, self.flavor) {
+            (Some(child), Flavor::Ours { .. }) => child.id(),
+            _ => getsockopt(&self.stream, sockopt::PeerCredentials).map_or(0, |c| c.pid() as u32),
         }
     }
 
@@ -137,8 +145,12 @@ impl Connection {
 
     fn fail(&mut self, why: String) -> AccessError {
         let pid = self.pid();
-        let why = match (self.flavor, self.child.try_wait()) {
-            (Flavor::Ours { .. }, Ok(Some(status))) => format!("likwid-accessD (pid {pid}) exited ({status}): {why}"),
+        let exited = self.child.as_mut().map(|c| c.try_wait());
+        let why = match (self.flavor, exited) {
+            (Flavor::Ours { .. }, None) => format!("likwid-access service (pid {pid}): {why}"),
+            (Flavor::Ours { .. }, Some(Ok(Some(status)))) => {
+                format!("likwid-accessD (pid {pid}) exited ({status}): {why}")
+            }
             (Flavor::Ours { .. }, _) => format!("likwid-accessD (pid {pid}): {why}"),
             (Flavor::Likwid, _) => format!("LIKWID's likwid-accessD (pid {pid}): {why}"),
         };
@@ -156,14 +168,18 @@ impl Connection {
             let _ = send_all(&self.stream, &exit.encode());
         }
         drop(self.stream);
-        reap(&mut self.child);
+        if let Some(child) = self.child.as_mut() {
+            reap(child);
+        }
     }
 
     /// After fork(): the daemon belongs to the parent. Close our copy of the channel and
     /// forget the child without waiting for it (it is not ours to reap).
     pub fn abandon(self) {
         drop(self.stream);
-        std::mem::forget(self.child);
+        if let Some(child) = self.child {
+            std::mem::forget(child);
+        }
     }
 }
 

@@ -23,7 +23,11 @@ pub fn daemon_path(secure_exec: bool) -> PathBuf {
 
 /// Starts the daemon with the channel on its stdin and an environment holding only what it
 /// may honour (it ignores even that under secure-exec). Returns the connection and the CPUs.
+/// The node's service, when there is one, serves instead (no process started).
 pub fn launch(secure_exec: bool) -> Result<(Connection, Vec<(u32, u32)>), StartError> {
+    if let Some(session) = super::service::connect_service(secure_exec) {
+        return session;
+    }
     let path = daemon_path(secure_exec);
     // Checked up front: some spawn paths (posix_spawn under valgrind) report a missing
     // program only as exit status 127, which would read as a broken daemon.

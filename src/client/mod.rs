@@ -6,7 +6,9 @@ mod batch;
 mod conn;
 mod handshake;
 mod launch;
+mod service;
 pub mod sessions;
+pub use service::in_use as service_in_use;
 mod turnstile;
 
 pub use batch::{batch, BatchOp};

@@ -24,7 +24,7 @@ fn start_error(what: &str, path: &Path, e: nix::Error) -> StartError {
     StartError::new(e as i32, format!("{what} {}: {e}", path.display()))
 }
 
-fn listen_on(path: &Path) -> Result<UnixListener, StartError> {
+pub(super) fn listen_on(path: &Path) -> Result<UnixListener, StartError> {
     umask(Mode::from_bits_truncate(0o077));
     let fd = socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
         .map_err(|e| start_error("socket for", path, e))?;
@@ -38,7 +38,7 @@ fn listen_on(path: &Path) -> Result<UnixListener, StartError> {
 }
 
 /// Waits for the one client LIKWID's library connects.
-fn accept_one(listener: &UnixListener, path: &Path) -> Result<UnixStream, StartError> {
+pub(super) fn accept_one(listener: &UnixListener, path: &Path) -> Result<UnixStream, StartError> {
     let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
     let ready = poll(&mut fds, PollTimeout::from(ACCEPT_TIMEOUT_MS)).map_err(|e| start_error("poll on", path, e))?;
     if ready == 0 {
@@ -51,7 +51,7 @@ fn accept_one(listener: &UnixListener, path: &Path) -> Result<UnixStream, StartE
 }
 
 /// Removes the socket path however serving ends.
-struct Unlink(PathBuf);
+pub(super) struct Unlink(pub(super) PathBuf);
 
 impl Drop for Unlink {
     fn drop(&mut self) {

@@ -6,12 +6,15 @@ mod audit;
 mod client_library;
 mod compat;
 mod privilege;
+mod relay;
 mod serve;
 mod session;
 mod syslog;
 mod workers;
 
+pub(crate) use client_library::numbering_for_client;
 pub use privilege::effective_capabilities;
+pub use relay::SERVICE_SOCKET_ENV;
 pub use serve::{serve, Ended, Peer};
 pub use session::Session;
 
@@ -31,6 +34,8 @@ use std::process::ExitCode;
 pub const CHANNEL_ARG: &str = "--channel=stdin";
 /// The argument that tells which PciDeviceIndex numbering our library speaks.
 pub const NUMBERING_ARG: &str = "--pci-numbering=";
+/// Run as the node's service (`src/service/`), started by root.
+pub const SERVICE_ARG: &str = "--service";
 /// Non-secure-exec only: copy the log to stderr and log every request.
 pub const DEBUG_ENV: &str = "LIKWID_ACCESS_DEBUG";
 /// Non-secure-exec only: append one line per served request to this file.
@@ -44,6 +49,8 @@ enum Mode {
     Likwid,
     /// Started by our library with a socketpair on stdin, speaking this PCI numbering.
     Private(Numbering),
+    /// `--service`: root's long-running service on /run/likwid-access/socket.
+    Service,
 }
 
 /// A mode with what it needs to know before the privilege drop.
@@ -59,6 +66,7 @@ fn parse_args(args: &[String]) -> Result<Mode, String> {
     let unknown = |a: &str| format!("unknown argument `{a}` (likwid-accessD is started by the LIKWID library)");
     match args {
         [] => Ok(Mode::Likwid),
+        [a] if a == SERVICE_ARG => Ok(Mode::Service),
         [a, n] if a == CHANNEL_ARG => {
             let value = n.strip_prefix(NUMBERING_ARG).ok_or_else(|| unknown(n))?;
             Numbering::parse(value).map(Mode::Private).ok_or_else(|| unknown(n))
@@ -106,6 +114,7 @@ pub fn main() -> ExitCode {
         log::warn!("ignoring {DEBUG_ENV} under secure-exec");
     }
     let mode = match parse_args(&args) {
+        Ok(Mode::Service) => return crate::service::run(secure),
         Ok(mode) => mode,
         Err(why) => {
             log::error!("{why}");
@@ -113,6 +122,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // LIKWID's start of a binary without privileges while the service runs: hand over, exit.
+    if let (Mode::Likwid, Some(service)) = (&mode, relay::service_socket(secure)) {
+        return relay::run(&service);
+    }
     let root = Root::from_env(secure);
     let real_uid = nix::unistd::getuid().as_raw();
     let machine = Machine::open(&root, real_uid);
@@ -124,6 +137,7 @@ pub fn main() -> ExitCode {
     let serving = match mode {
         Mode::Likwid => Serving::Likwid(crate::site::likwid_client_numbering(&root)),
         Mode::Private(numbering) => Serving::Private(numbering),
+        Mode::Service => unreachable!("the service returned above"),
     };
     // Never talk to a client with more than the caller's own rights.
     if let Err(e) = privilege::drop_to_real_user() {

@@ -160,7 +160,16 @@ fn effective_capabilities(getcap: &str) -> Vec<String> {
     caps
 }
 
+/// With the node's service answering, the daemon needs no privileges of its own.
+fn served_by_service(topic: &'static str) -> Option<Finding> {
+    let what = "not needed: the node's service answers on /run/likwid-access/socket (likwid-accessD --service)";
+    crate::client::service_in_use(crate::sys::secure_exec()).then(|| finding(Status::Ok, topic, what))
+}
+
 fn privileges(m: &Machine) -> Finding {
+    if let Some(ok) = served_by_service("privileges") {
+        return ok;
+    }
     let Ok(meta) = std::fs::metadata(&m.daemon) else {
         return finding(Status::Skip, "privileges", "no daemon to check");
     };
@@ -248,6 +257,9 @@ fn mount_of(mountinfo: &str, path: &Path) -> Option<(PathBuf, String)> {
 }
 
 fn nosuid(m: &Machine) -> Finding {
+    if let Some(ok) = served_by_service("nosuid") {
+        return ok;
+    }
     let info = m.path("/proc/self/mountinfo");
     let Ok(text) = std::fs::read_to_string(&info) else {
         return finding(Status::Skip, "nosuid", format!("cannot read {}", info.display()));

@@ -7,6 +7,7 @@ mod doctor;
 mod likwid_installs;
 mod policy;
 mod read;
+mod service;
 mod sim;
 mod write;
 
@@ -40,6 +41,12 @@ const COMMANDS: &[Command] = &[
     Command { name: "policy", summary: "print the effective register allowlist", help: policy::HELP, run: policy::run },
     Command { name: "doctor", summary: "check the installation and print fixes", help: doctor::HELP, run: doctor::run },
     Command { name: "sim", summary: "create a simulated machine", help: sim::HELP, run: sim::run },
+    Command {
+        name: "service",
+        summary: "status and reset of the node's service",
+        help: service::HELP,
+        run: service::run,
+    },
 ];
 
 fn usage() -> String {

@@ -45,9 +45,13 @@ def main(argv):
         sock.sendall(RECORD.pack(int(cpu, 0), int(reg, 0), value, int(device, 0), TYPES[kind], 3))
         reply = b""
         while len(reply) < RECORD.size:
-            chunk = sock.recv(RECORD.size - len(reply))
+            try:
+                chunk = sock.recv(RECORD.size - len(reply))
+            except ConnectionResetError:  # closed with our request unread
+                chunk = b""
             if not chunk:
-                print("daemon closed the connection", file=sys.stderr)
+                # Its exit status tells why (a relay that the service refused exits non-zero).
+                print(f"daemon closed the connection (daemon exit {proc.wait(timeout=20)})", file=sys.stderr)
                 return 1
             reply += chunk
         _, _, rdata, _, _, code = RECORD.unpack(reply)

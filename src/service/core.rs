@@ -1,0 +1,446 @@
+//! The service's shared state: one engine (devices opened once), the live sessions, which
+//! session programs which CPU, and each session's journal. Everything that decides or touches
+//! a register happens under one mutex, held for a request or a short run of them and never
+//! across socket I/O, so a slow client holds nobody up.
+
+use super::config::{Access, Reads};
+use super::journal::{Entry, JournalFile};
+use super::scope::format_cpu_list;
+use crate::engine::Engine;
+use crate::error::AccessError;
+use crate::lock::LockWatch;
+use crate::policy::pci::Numbering;
+use crate::policy::{apply_mask, Policy, WriteRule};
+use crate::wire::{self, Kind, Record};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+
+pub type SessionId = u64;
+
+/// Registers one session may journal (as the daemon's sessions).
+const JOURNAL_LIMIT: usize = 1 << 20;
+/// Refusals logged per session before the rest are only counted.
+const LOGGED_REFUSALS: u32 = 20;
+
+/// A session's client, fixed when the session starts.
+pub struct Client {
+    pub uid: u32,
+    pub pid: i32,
+    pub access: Access,
+    /// The allowlist of the service.conf rule that admitted the client: it narrows the engine's
+    /// policy for MSRs (both must allow, masks intersect).
+    pub allowlist: Option<Policy>,
+    /// CPUs the client may write (None: any; root, `cpu-scope off`, no cpuset controller).
+    pub cpuset: Option<BTreeSet<u32>>,
+    pub reads: Reads,
+    /// The client's cgroup paths, for `reset job=ID`.
+    pub cgroups: Vec<String>,
+    pub numbering: Numbering,
+    /// LIKWID's lock file, judged for this client's uid.
+    pub lock: LockWatch,
+    /// A handle on the connection, so an admin reset or SIGTERM can end it.
+    pub stream: Option<UnixStream>,
+    /// How the client reached us, for the log: "library" or "LIKWID".
+    pub via: &'static str,
+}
+
+struct Live {
+    client: Client,
+    /// CPUs this session has programmed: no other session may write them until it ends.
+    owned: BTreeSet<u32>,
+    /// Registers whose original value is on disk, with that value and whether the session has
+    /// written them since (a refused write is journaled once, never again).
+    journaled: HashMap<(u32, i32, u32), (u64, bool)>,
+    originals: Vec<Entry>,
+    journal: Option<JournalFile>,
+    writes: u64,
+    refusals: u32,
+}
+
+/// Who programs a CPU: one client process, with one session or several. LIKWID 5 starts one
+/// daemon per thread that touches other CPUs, so one process may hold several sessions;
+/// they share its CPUs. Another process gets -EBUSY.
+struct Owner {
+    process: (u32, i32),
+    sessions: BTreeSet<SessionId>,
+}
+
+/// The process a session's CPUs belong to; an unknown pid is a process of its own.
+fn process_of(id: SessionId, client: &Client) -> (u32, i32) {
+    if client.pid > 0 {
+        (client.uid, client.pid)
+    } else {
+        (client.uid, -(id.min(i32::MAX as u64) as i32))
+    }
+}
+
+pub struct Core {
+    engine: Engine,
+    sessions: BTreeMap<SessionId, Live>,
+    owners: HashMap<u32, Owner>,
+    next_id: SessionId,
+    journal_dir: PathBuf,
+    /// Set by SIGTERM: nothing is written any more.
+    stopping: bool,
+}
+
+/// Which sessions an admin reset ends (all filters must match; none: every session).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub cpus: Option<Vec<u32>>,
+    pub uid: Option<u32>,
+    pub job: Option<String>,
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// EXIT: keep what the client programmed (LIKWID's tools rely on it).
+    Exit,
+    /// The client went away, the channel broke, an admin reset, SIGTERM: restore.
+    Restore,
+}
+
+impl Core {
+    pub fn new(engine: Engine, journal_dir: PathBuf) -> Core {
+        Core { engine, sessions: BTreeMap::new(), owners: HashMap::new(), next_id: 1, journal_dir, stopping: false }
+    }
+
+    pub fn engine(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
+    /// (hardware thread, socket) of every CPU.
+    pub fn sockets(&self) -> Vec<(u32, u32)> {
+        self.engine.sockets().to_vec()
+    }
+
+    pub fn open(&mut self, client: Client) -> SessionId {
+        let id = self.next_id;
+        self.next_id += 1;
+        log::info!(
+            "session {id} ({}): uid={} pid={} access={} cpus={} numbering={}",
+            client.via,
+            client.uid,
+            client.pid,
+            client.access.name(),
+            client.cpuset.as_ref().map_or("any".into(), |s| format_cpu_list(&s.iter().copied().collect::<Vec<_>>())),
+            client.numbering.label()
+        );
+        let live = Live {
+            client,
+            owned: BTreeSet::new(),
+            journaled: HashMap::new(),
+            originals: Vec::new(),
+            journal: None,
+            writes: 0,
+            refusals: 0,
+        };
+        self.sessions.insert(id, live);
+        id
+    }
+
+    /// The hardware threads a request touches: the CPU for an MSR, every CPU of the socket for
+    /// a socket's device (uncore is shared by the whole socket).
+    fn targets(&self, req: &Record) -> Vec<u32> {
+        if req.device == wire::MSR_DEV {
+            return vec![req.cpu];
+        }
+        self.engine.sockets().iter().filter(|(_, s)| *s == req.cpu).map(|(c, _)| *c).collect()
+    }
+
+    /// Answers one request of session `id`; None when the session no longer exists (an admin
+    /// ended it, or the service is stopping): the caller closes the connection.
+    pub fn answer(&mut self, id: SessionId, req: &Record) -> Option<Record> {
+        if self.stopping {
+            return None;
+        }
+        let targets = self.targets(req);
+        let mut live = self.sessions.remove(&id)?;
+        self.engine.set_numbering(live.client.numbering);
+        self.engine.swap_lock(&mut live.client.lock);
+        let result = self.execute(id, &mut live, req, &targets);
+        self.engine.swap_lock(&mut live.client.lock);
+        let reply = match result {
+            Ok(data) => req.reply(data, wire::ERR_NOERROR),
+            Err((e, why)) => {
+                refused(id, &mut live, req, &e, &why);
+                req.reply(0, e.wire_code())
+            }
+        };
+        self.sessions.insert(id, live);
+        Some(reply)
+    }
+
+    fn execute(
+        &mut self,
+        id: SessionId,
+        live: &mut Live,
+        req: &Record,
+        targets: &[u32],
+    ) -> Result<u64, (AccessError, String)> {
+        let denied = |write: bool, why: &str| (AccessError::Denied { reg: req.reg, write }, why.to_string());
+        let plain = |e: AccessError| (e, String::new());
+        let client = &live.client;
+        let in_scope = |all: bool| match &client.cpuset {
+            None => true,
+            Some(set) if all => targets.iter().all(|c| set.contains(c)),
+            Some(set) => targets.iter().any(|c| set.contains(c)),
+        };
+        let msr = req.device == wire::MSR_DEV;
+        match Kind::from_wire(req.kind) {
+            Some(Kind::Check) => self.engine.check(req.cpu, req.device).map(|()| 0).map_err(plain),
+            Some(Kind::Read) => {
+                if client.reads == Reads::Own && !in_scope(false) {
+                    return Err(denied(false, "outside the client's cpuset (service.conf: reads own)"));
+                }
+                if msr && client.allowlist.as_ref().is_some_and(|p| !p.may_read(req.reg)) {
+                    return Err(denied(false, "not in the rule's allowlist"));
+                }
+                self.engine.read(req.cpu, req.device, req.reg).map_err(plain)
+            }
+            Some(Kind::Write) => {
+                if client.access != Access::ReadWrite {
+                    return Err(denied(true, "service.conf grants this user read access only"));
+                }
+                if !in_scope(true) {
+                    return Err(denied(true, "outside the client's cpuset"));
+                }
+                let process = process_of(id, client);
+                let busy =
+                    targets.iter().find_map(|c| Some((*c, self.owners.get(c)?)).filter(|(_, o)| o.process != process));
+                if let Some((cpu, owner)) = busy {
+                    let session = owner.sessions.iter().next().copied().unwrap_or_default();
+                    let (uid, pid) = owner.process;
+                    let why = format!("cpu {cpu} is programmed by session {session} (uid={uid} pid={pid})");
+                    return Err((AccessError::Busy, why));
+                }
+                let value = self.narrowed(live, req)?;
+                self.write(id, live, req, value, targets).map(|()| 0)
+            }
+            Some(Kind::Exit) | None => Err(plain(AccessError::UnknownRequest)),
+        }
+    }
+
+    /// The value to hand the engine once the rule's allowlist had its say: a masked merge
+    /// with the current value, so the engine's own mask then applies on top (both masks).
+    fn narrowed(&mut self, live: &Live, req: &Record) -> Result<u64, (AccessError, String)> {
+        let Some(allow) = live.client.allowlist.as_ref().filter(|_| req.device == wire::MSR_DEV) else {
+            return Ok(req.data);
+        };
+        let denied =
+            || (AccessError::Denied { reg: req.reg, write: true }, "not writable in the rule's allowlist".into());
+        match allow.write_rule(req.reg) {
+            WriteRule::Denied => Err(denied()),
+            WriteRule::Masked(u64::MAX) => Ok(req.data),
+            rule => {
+                let old = self.engine.read(req.cpu, req.device, req.reg).map_err(|e| (e, String::new()))?;
+                match rule {
+                    WriteRule::Masked(mask) => Ok(apply_mask(old, req.data, mask)),
+                    _ if old == req.data => Ok(old),
+                    _ => Err(denied()),
+                }
+            }
+        }
+    }
+
+    /// Journals the original value (on disk first), writes, and takes the CPUs.
+    fn write(
+        &mut self,
+        id: SessionId,
+        live: &mut Live,
+        req: &Record,
+        value: u64,
+        targets: &[u32],
+    ) -> Result<(), (AccessError, String)> {
+        let key = (req.cpu, req.device, req.reg);
+        // Settings meant to outlive the session (prefetchers, uncore clock) are not journaled.
+        let persists = req.device == wire::MSR_DEV && crate::policy::persists(req.reg);
+        if !persists && !live.journaled.contains_key(&key) {
+            if live.journaled.len() >= JOURNAL_LIMIT {
+                return Err((AccessError::ReadWrite(libc::ENOMEM), format!("session wrote {JOURNAL_LIMIT} registers")));
+            }
+            // A register that cannot be read (a write-only command) cannot be restored either.
+            if let Ok(old) = self.engine.read(req.cpu, req.device, req.reg) {
+                if let Err(e) = self.journal_entry(id, live, (req.cpu, req.device, req.reg, old)) {
+                    let why = format!("cannot journal the original value in {}: {e}", self.journal_dir.display());
+                    return Err((AccessError::ReadWrite(e.raw_os_error().unwrap_or(libc::EIO)), why));
+                }
+                live.journaled.insert(key, (old, false));
+            }
+        }
+        self.engine.write(req.cpu, req.device, req.reg, value).map_err(|e| (e, String::new()))?;
+        live.writes += 1;
+        if let Some((old, written)) = live.journaled.get_mut(&key).filter(|(_, w)| !*w) {
+            *written = true;
+            live.originals.push((req.cpu, req.device, req.reg, *old));
+        }
+        let process = process_of(id, &live.client);
+        for &cpu in targets {
+            if live.owned.insert(cpu) {
+                let owner = self.owners.entry(cpu).or_insert_with(|| Owner { process, sessions: BTreeSet::new() });
+                owner.sessions.insert(id);
+            }
+        }
+        Ok(())
+    }
+
+    fn journal_entry(&self, id: SessionId, live: &mut Live, entry: Entry) -> std::io::Result<()> {
+        let journal = match &mut live.journal {
+            Some(journal) => journal,
+            none => {
+                let c = &live.client;
+                none.insert(JournalFile::create(&self.journal_dir, id, c.uid, c.pid, c.numbering)?)
+            }
+        };
+        journal.append(entry)
+    }
+
+    /// Ends session `id`: restores its registers unless it said EXIT, removes its journal,
+    /// frees its CPUs. Returns the number of registers restored (None: no such session).
+    pub fn end(&mut self, id: SessionId, end: End) -> Option<usize> {
+        let mut live = self.sessions.remove(&id)?;
+        for cpu in &live.owned {
+            if let Some(owner) = self.owners.get_mut(cpu) {
+                owner.sessions.remove(&id);
+                if owner.sessions.is_empty() {
+                    self.owners.remove(cpu);
+                }
+            }
+        }
+        let restored = match end {
+            End::Exit => 0,
+            End::Restore => {
+                self.engine.set_numbering(live.client.numbering);
+                let c = &mut live.client;
+                restore(&mut self.engine, &mut c.lock, &live.originals, &format!("session {id} (uid={})", c.uid))
+            }
+        };
+        if let Some(stream) = &live.client.stream {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+        if let Some(journal) = live.journal.take() {
+            journal.remove();
+        }
+        if live.refusals > LOGGED_REFUSALS {
+            log::warn!("session {id}: {} more refusals not logged", live.refusals - LOGGED_REFUSALS);
+        }
+        let how = if end == End::Exit { "EXIT, registers kept as programmed" } else { "restored" };
+        log::info!(
+            "session {id} ended (uid={} pid={}): {} writes, {} registers journaled, {restored} {how}",
+            live.client.uid,
+            live.client.pid,
+            live.writes,
+            live.originals.len()
+        );
+        Some(restored)
+    }
+
+    /// One line per session for `status`.
+    pub fn status(&self) -> Vec<String> {
+        self.sessions
+            .iter()
+            .map(|(id, s)| {
+                let cpus: Vec<u32> = s.owned.iter().copied().collect();
+                format!(
+                    "session {id} uid={} pid={} cpus={} writes={}",
+                    s.client.uid,
+                    s.client.pid,
+                    if cpus.is_empty() { "-".into() } else { format_cpu_list(&cpus) },
+                    s.writes
+                )
+            })
+            .collect()
+    }
+
+    /// Ends every session `filter` matches, restoring what it changed; one line per session.
+    pub fn reset(&mut self, filter: &Filter) -> Vec<String> {
+        let matching: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| filter.uid.is_none_or(|u| s.client.uid == u))
+            .filter(|(_, s)| filter.job.as_ref().is_none_or(|j| super::scope::in_job(&s.client.cgroups, j)))
+            // CPUs a session programs, not those it may use: an unconfined reader must not be
+            // ended by every job's epilog.
+            .filter(|(_, s)| filter.cpus.as_ref().is_none_or(|cpus| cpus.iter().any(|c| s.owned.contains(c))))
+            .map(|(id, _)| *id)
+            .collect();
+        matching
+            .into_iter()
+            .map(|id| {
+                let (uid, pid) = self.sessions.get(&id).map(|s| (s.client.uid, s.client.pid)).unwrap_or_default();
+                let restored = self.end(id, End::Restore).unwrap_or(0);
+                log::info!("admin reset ended session {id} (uid={uid} pid={pid}), {restored} registers restored");
+                format!("ended session {id} uid={uid} pid={pid} restored={restored}")
+            })
+            .collect()
+    }
+
+    /// SIGTERM: end every session with a restore; nothing is served afterwards.
+    pub fn stop(&mut self) -> usize {
+        // Newest first: where sessions wrote one register in turn, the oldest original wins.
+        let ids: Vec<SessionId> = self.sessions.keys().rev().copied().collect();
+        let count = ids.len();
+        for id in ids {
+            self.end(id, End::Restore);
+        }
+        self.stopping = true;
+        count
+    }
+}
+
+/// Writes `originals` back, newest first, each on its own: a failure is logged and the rest
+/// still restored; a lock file held by another user stops it (that would write into their
+/// measurement, as the daemon's sessions). Returns how many were restored.
+pub fn restore(engine: &mut Engine, lock: &mut LockWatch, originals: &[Entry], whose: &str) -> usize {
+    if originals.is_empty() {
+        return 0;
+    }
+    engine.swap_lock(lock);
+    let mut restored = 0;
+    if engine.locked_now() {
+        log::warn!("{whose}: not restoring {} registers: the lock file is held by another user", originals.len());
+    } else {
+        for &(cpu, device, reg, old) in originals.iter().rev() {
+            match engine.write(cpu, device, reg, old) {
+                Ok(()) => restored += 1,
+                Err(AccessError::Locked) => {
+                    log::warn!(
+                        "{whose}: lock taken during restore; {} registers not restored",
+                        originals.len() - restored
+                    );
+                    break;
+                }
+                Err(e) => {
+                    log::error!("{whose}: restore of cpu={cpu} device={device} reg={reg:#x} to {old:#x} failed: {e}")
+                }
+            }
+        }
+    }
+    engine.swap_lock(lock);
+    restored
+}
+
+fn refused(id: SessionId, live: &mut Live, req: &Record, e: &AccessError, why: &str) {
+    live.refusals += 1;
+    if live.refusals > LOGGED_REFUSALS {
+        return;
+    }
+    let op = match Kind::from_wire(req.kind) {
+        Some(Kind::Write) => "write",
+        Some(Kind::Read) => "read",
+        Some(Kind::Check) => "check",
+        _ => "request",
+    };
+    let c = &live.client;
+    let why = if why.is_empty() { e.to_string() } else { why.to_string() };
+    let line = format!(
+        "session {id}: refused {op}: uid={} pid={} cpu={} device={} reg={:#x}: {why}",
+        c.uid, c.pid, req.cpu, req.device, req.reg
+    );
+    match e {
+        AccessError::NoDevice | AccessError::Locked => log::info!("{line}"),
+        _ => log::warn!("{line}"),
+    }
+}

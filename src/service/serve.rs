@@ -1,0 +1,107 @@
+//! The record loop of one session: LIKWID 5 records (and, for our library, batches) in, replies
+//! out, every request answered by the core under its lock, socket I/O outside it.
+
+use super::core::{End, SessionId};
+use super::Service;
+use crate::wire::{self, Record, RECORD_LEN};
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+
+/// Requests answered per turn at the core's lock: bounds how long a large batch holds up others.
+const TURN: usize = 64;
+
+/// Reads one record; `Ok(None)` on a clean EOF before its first byte.
+fn read_record(stream: &mut UnixStream) -> io::Result<Option<Record>> {
+    let mut buf = [0u8; RECORD_LEN];
+    let mut got = 0;
+    while got < RECORD_LEN {
+        match stream.read(&mut buf[got..]) {
+            Ok(0) if got == 0 => return Ok(None),
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Some(Record::decode(&buf)))
+}
+
+/// Reads and discards `len` bytes, keeping the channel in step without a buffer for them.
+fn drain(stream: &mut UnixStream, mut len: usize) -> io::Result<()> {
+    let mut scrap = [0u8; 4096];
+    while len > 0 {
+        let n = len.min(scrap.len());
+        stream.read_exact(&mut scrap[..n])?;
+        len -= n;
+    }
+    Ok(())
+}
+
+/// A batch (our extension): read whole (the client sends it all before it reads), then
+/// answered a turn at a time, each turn's replies sent after the core's lock is released.
+/// Ok(false) when the session was ended meanwhile.
+fn serve_batch(service: &Service, id: SessionId, stream: &mut UnixStream, header: &Record) -> io::Result<bool> {
+    if header.cpu > wire::MAX_BATCH {
+        log::warn!("session {id}: batch of {} requests exceeds {}; closing", header.cpu, wire::MAX_BATCH);
+        let _ = stream.write_all(&wire::batch_header(0, wire::ERR_UNKNOWN).encode());
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "oversized batch"));
+    }
+    let len = header.cpu as usize * RECORD_LEN;
+    let mut body = Vec::new();
+    if body.try_reserve_exact(len).is_err() {
+        // Memory is short: refuse this batch, not the session (as the daemon does).
+        log::error!("session {id}: no memory for a batch of {} requests; refusing it", header.cpu);
+        drain(stream, len)?;
+        stream.write_all(&wire::batch_header(0, wire::ERR_RWFAIL).encode())?;
+        return Ok(true);
+    }
+    body.resize(len, 0);
+    stream.read_exact(&mut body)?;
+    stream.write_all(&wire::batch_header(header.cpu, wire::ERR_NOERROR).encode())?;
+    for turn in body.chunks(TURN * RECORD_LEN) {
+        let replies: Option<Vec<Record>> = {
+            let mut core = service.core();
+            wire::decode_records(turn).iter().map(|req| core.answer(id, req)).collect()
+        };
+        let Some(replies) = replies else { return Ok(false) };
+        stream.write_all(&wire::encode_records(&replies))?;
+    }
+    Ok(true)
+}
+
+/// Serves session `id` until EXIT, EOF, a broken channel or the session's end by an admin,
+/// then ends it (restoring unless the client said EXIT).
+pub fn serve(service: &Service, id: SessionId, stream: &mut UnixStream, extensions: bool) {
+    let end = loop {
+        let req = match read_record(stream) {
+            Ok(Some(req)) if req.kind == wire::TYPE_EXIT => break End::Exit,
+            Ok(Some(req)) => req,
+            Ok(None) => break End::Restore,
+            Err(e) => {
+                log::info!("session {id}: channel broke: {e}");
+                break End::Restore;
+            }
+        };
+        let sent = if extensions && req.kind == wire::TYPE_BATCH {
+            serve_batch(service, id, stream, &req)
+        } else {
+            // The core's lock is released before the reply is sent: a client that does not
+            // read its replies stalls only itself.
+            let reply = service.core().answer(id, &req);
+            match reply {
+                Some(reply) => stream.write_all(&reply.encode()).map(|()| true),
+                None => Ok(false),
+            }
+        };
+        match sent {
+            Ok(true) => {}
+            // Ended by an admin or SIGTERM: already restored.
+            Ok(false) => return,
+            Err(e) => {
+                log::info!("session {id}: channel broke: {e}");
+                break End::Restore;
+            }
+        }
+    };
+    service.core().end(id, end);
+}
