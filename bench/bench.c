@@ -7,7 +7,9 @@
  * machine's noise falls on all of them. Start-up on simulated machines (BENCH_SIM2, BENCH_SIM256:
  * LIKWID_ACCESS_ROOT directories) is timed in the same rounds. With BENCH_BEFORE=DAEMON (a
  * likwid-accessD built from an earlier commit), that daemon runs the same sessions and start-ups
- * in the same rounds, through the same library, for a before/after table.
+ * in the same rounds, through the same library, for a before/after table. With BENCH_SERVICE
+ * set, sessions with the node's service (started by bench.sh) run in the same rounds too; the
+ * service is not pinned with the client (it is not its child).
  * `bench cg REG N`: start, N batches of 1024 reads, stop; `bench cgs REG N`: N * 1000 single
  * reads; `bench cgp REG N`: N batches of 1024 PCI reads on a simulated Skylake-SP (all run under
  * callgrind by bench.sh).
@@ -106,9 +108,15 @@ typedef struct {
     Samples single, pinned, startup, idle, busy, dirty, b64, b1024;
 } Daemon;
 
+/* The daemon path that means "the node's service": no LIKWID_ACCESSD, so the library connects
+ * to /run/likwid-access/socket (bench.sh starts `likwid-accessD --service` when BENCH_SERVICE). */
+static const char SERVICE[] = "service";
+
 static int start(const char *path)
 {
-    if (path)
+    if (path == SERVICE)
+        unsetenv("LIKWID_ACCESSD");
+    else if (path)
         setenv("LIKWID_ACCESSD", path, 1);
     uint64_t v;
     HPMinit();
@@ -269,6 +277,8 @@ static int run(int argc, char **argv)
                     make(ROUNDS * BATCHES), make(ROUNDS * BATCHES) };
     Daemon theirs = { make(MAXS), make(MAXS), make(ROUNDS), make(ROUNDS), make(ROUNDS), make(ROUNDS), { 0, 0 }, { 0, 0 } };
     const char *before_path = getenv("BENCH_BEFORE");
+    int service = getenv("BENCH_SERVICE") != NULL;
+    Daemon svc = { make(MAXS), make(MAXS), make(ROUNDS), make(ROUNDS), make(ROUNDS), make(ROUNDS), { 0, 0 }, { 0, 0 } };
     Daemon prev = { make(MAXS), make(MAXS), make(ROUNDS), make(ROUNDS), make(ROUNDS), make(ROUNDS),
                     make(ROUNDS * BATCHES), make(ROUNDS * BATCHES) };
     Samples p2 = make(ROUNDS * STARTS), p256 = make(ROUNDS * STARTS), p256u = make(ROUNDS * STARTS);
@@ -280,6 +290,8 @@ static int run(int argc, char **argv)
         if (likwid_path && (session(likwid_path, &theirs, 0) || session(likwid_path, &theirs, 1)))
             return 1;
         if (before_path && (session(before_path, &prev, 0) || session(before_path, &prev, 1)))
+            return 1;
+        if (service && (session(SERVICE, &svc, 0) || session(SERVICE, &svc, 1)))
             return 1;
         if (pingpong(&pp, 0) || pingpong(&pp_pinned, 1))
             return 1;
@@ -359,6 +371,16 @@ static int run(int argc, char **argv)
             row("ours: spawn to first reply, 256 CPUs, uncore PCI only", median(&s256u), "ms", "");
         snprintf(buf, sizeof buf, "%.2fx the 2-CPU sim (<= 2 ms)", median(&s256) / median(&s2));
         row("ours: spawn to first reply, 256 CPUs, 600 PCI fns", median(&s256), "ms", buf);
+    }
+    if (service) {
+        snprintf(buf, sizeof buf, "(<= 0.2 ms); %.2fx ours spawned", median(&svc.startup) / ost);
+        row("service: connect to first reply", median(&svc.startup), "ms", buf);
+        snprintf(buf, sizeof buf, "%.2fx ours spawned (<= 1.0x); %.2fx the ping-pong", median(&svc.single) / os,
+                 median(&svc.single) / ppu);
+        row("service: single read, unpinned", median(&svc.single), "us", buf);
+        snprintf(buf, sizeof buf, "%.2fx ours spawned (<= 1.0x); %.2fx the ping-pong", median(&svc.pinned) / op,
+                 median(&svc.pinned) / ppp);
+        row("service: single read, client on CPU 0", median(&svc.pinned), "us", buf);
     }
     row("ours: daemon private memory, idle", oidle, "MB", "");
     row("ours: daemon private memory, after a session", obusy, "MB", "");

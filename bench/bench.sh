@@ -49,6 +49,13 @@ echo "big site: 256 CPUs, $(ls "$pci" | wc -l) PCI functions ($uncore of them un
 echo
 export BENCH_SIM2=$tmp/m BENCH_SIM256=$tmp/big BENCH_SIM256U=$tmp/bigu
 likwid=/usr/sbin/likwid-accessD
+# The service's config directory must exist to mount a private one over it; /etc is the
+# host's even in the namespace, so only an empty directory made here is removed again.
+made_etc=
+if [ "$(id -u)" = 0 ] && [ ! -d /etc/likwid-access ]; then
+    mkdir -m 0755 /etc/likwid-access && made_etc=1
+fi
+trap 'rm -rf "$tmp"; [ -n "$made_etc" ] && rmdir /etc/likwid-access 2>/dev/null; true' EXIT
 if [ "$(id -u)" != 0 ] || ! command -v unshare >/dev/null || [ ! -x $likwid ] || [ -z "$host_vendor" ]; then
     echo "LIKWID column SKIPPED: needs root, unshare, a host CPU with a built-in table and Debian's $likwid (apt-get install likwid)." >&2
     LIKWID_ACCESS_ROOT=$tmp/m "$tmp/bench" run "$tmp/m/dev/cpu/0/msr" $reg "$rel/likwid-accessD"
@@ -58,7 +65,29 @@ else
         source "$5"
         private_dev "$tmp" 2
         mount --bind "$tmp/m/proc/cpuinfo" /proc/cpuinfo
-        "$tmp/bench" run /dev/cpu/0/msr "$4" "$2" "$3"
+        # Service mode (likwid-accessD --service, as a site runs it) beside the spawned daemons:
+        # its socket and config on private tmpfs mounts; root may read and write.
+        service=
+        if [ -d /etc/likwid-access ]; then
+            mount -t tmpfs -o mode=0755 none /run
+            mount -t tmpfs -o mode=0755 none /etc/likwid-access
+            printf "user root read-write\ndefault none\n" >/etc/likwid-access/service.conf
+            chmod 0644 /etc/likwid-access/service.conf
+            # A copy of the daemon: two processes mapping one executable would share its pages,
+            # and the spawned daemons' private memory would then shrink by the service's presence.
+            cp "$2" "$tmp/likwid-accessD-service"
+            "$tmp/likwid-accessD-service" --service 2>"$tmp/service.err" & service=$!
+            for _ in $(seq 250); do
+                "$(dirname "$2")/likwid-access" service status >/dev/null 2>&1 && break
+                sleep 0.02
+            done
+        fi
+        BENCH_SERVICE=${service:+1} "$tmp/bench" run /dev/cpu/0/msr "$4" "$2" "$3"
+        if [ -n "$service" ]; then
+            kill "$service"
+            wait "$service" || true
+            umount /etc/likwid-access /run
+        fi
         # LIKWID timeline mode: `likwid-perfctr -t 100ms` reads every counter of the group on
         # every CPU once per interval, one record per register; LIKWID runs `which
         # likwid-accessD`, so PATH picks the daemon. Rounds alternate; per interval, the time
