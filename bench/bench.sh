@@ -74,7 +74,7 @@ else
             printf "user root read-write\ndefault none\n" >/etc/likwid-access/service.conf
             chmod 0644 /etc/likwid-access/service.conf
             # A copy of the daemon: two processes mapping one executable would share its pages,
-            # and the spawned daemons' private memory would then shrink by the service's presence.
+            # and the spawned daemons would then look smaller by the presence of the service.
             cp "$2" "$tmp/likwid-accessD-service"
             "$tmp/likwid-accessD-service" --service 2>"$tmp/service.err" & service=$!
             for _ in $(seq 250); do
