@@ -1,5 +1,14 @@
 // Gives the cdylib a versioned SONAME so `make install` can lay out the usual
 // liblikwid_access.so -> .so.0 -> .so.0.1.0 chain and programs link against the ABI major.
+// Parses the built-in policy tables with the crate's own parser (src/policy/rules.rs, the same
+// file the site allowlist goes through), so the daemon does not parse them at every start.
+use std::fmt::Write as _;
+use std::path::Path;
+
+#[allow(dead_code)]
+#[path = "src/policy/rules.rs"]
+mod rules;
+
 fn main() {
     let major = std::env::var("CARGO_PKG_VERSION_MAJOR").unwrap();
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,liblikwid_access.so.{major}");
@@ -10,4 +19,43 @@ fn main() {
     let daemon =
         std::env::var("LIKWID_ACCESS_DAEMON_PATH").unwrap_or_else(|_| "/usr/local/sbin/likwid-accessD".to_string());
     println!("cargo:rustc-env=LIKWID_ACCESS_DAEMON_PATH={daemon}");
+    builtin_tables();
+}
+
+/// `$OUT_DIR/builtin_tables.rs`: a `static NAME: &[Rule]` for every `src/policy/tables/name.txt`
+/// and `fn parsed(name) -> Option<&'static [Rule]>`. A table that does not parse fails the build with its line.
+fn builtin_tables() {
+    println!("cargo:rerun-if-changed=src/policy/rules.rs");
+    println!("cargo:rerun-if-changed=src/policy/tables");
+    let dir = Path::new("src/policy/tables");
+    let mut tables: Vec<_> = std::fs::read_dir(dir)
+        .expect("src/policy/tables")
+        .map(|e| e.expect("table directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    tables.sort();
+    let (mut statics, mut arms) = (String::new(), String::new());
+    for path in tables {
+        println!("cargo:rerun-if-changed={}", path.display());
+        let name = path.file_stem().and_then(|s| s.to_str()).expect("table name");
+        let text = std::fs::read_to_string(&path).expect("table text");
+        let rules = rules::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let upper = name.to_uppercase();
+        writeln!(statics, "pub(super) static {upper}: &[Rule] = &[").unwrap();
+        for r in rules {
+            writeln!(
+                statics,
+                "    Rule {{ first: {:#x}, last: {:#x}, write_mask: {:#x} }},",
+                r.first, r.last, r.write_mask
+            )
+            .unwrap();
+        }
+        statics.push_str("];\n");
+        writeln!(arms, "        {name:?} => Some({upper}),").unwrap();
+    }
+    let code = format!(
+        "{statics}\npub(super) fn parsed(name: &str) -> Option<&'static [Rule]> {{\n    match name {{\n{arms}        _ => None,\n    }}\n}}\n"
+    );
+    let out = Path::new(&std::env::var("OUT_DIR").unwrap()).join("builtin_tables.rs");
+    std::fs::write(out, code).expect("write builtin_tables.rs");
 }

@@ -5,9 +5,14 @@
  * ping-pong of one 32-byte record between two processes placed like the application and the
  * daemon (unpinned, and both pinned to CPU 0). Everything is interleaved round by round so the
  * machine's noise falls on all of them. Start-up on simulated machines (BENCH_SIM2, BENCH_SIM256:
- * LIKWID_ACCESS_ROOT directories) is timed in the same rounds.
+ * LIKWID_ACCESS_ROOT directories) is timed in the same rounds. With BENCH_BEFORE=DAEMON (a
+ * likwid-accessD built from an earlier commit), that daemon runs the same sessions and start-ups
+ * in the same rounds, through the same library, for a before/after table. With BENCH_SERVICE
+ * set, sessions with the node's service (started by bench.sh) run in the same rounds too; the
+ * service is not pinned with the client (it is not its child).
  * `bench cg REG N`: start, N batches of 1024 reads, stop; `bench cgs REG N`: N * 1000 single
- * reads (both run under callgrind by bench.sh).
+ * reads; `bench cgp REG N`: N batches of 1024 PCI reads on a simulated Skylake-SP (all run under
+ * callgrind by bench.sh).
  * `bench start REG`: start, one read, stop (run under strace by bench.sh). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -25,7 +30,7 @@
 #include <unistd.h>
 #include "likwid_access.h"
 
-enum { ROUNDS = 15, SINGLES = 2000, BATCHES = 40, MAXS = ROUNDS * SINGLES, MSG = 32 };
+enum { ROUNDS = 15, SINGLES = 2000, BATCHES = 40, MAXS = ROUNDS * SINGLES, MSG = 32, STARTS = 4 };
 /* The flatness check after the rounds: this many reads in batches of 1024, and singles. */
 enum { FLAT_BATCHED = 10 * 1000 * 1024, FLAT_SINGLES = 100000 };
 
@@ -103,9 +108,15 @@ typedef struct {
     Samples single, pinned, startup, idle, busy, dirty, b64, b1024;
 } Daemon;
 
+/* The daemon path that means "the node's service": no LIKWID_ACCESSD, so the library connects
+ * to /run/likwid-access/socket (bench.sh starts `likwid-accessD --service` when BENCH_SERVICE). */
+static const char SERVICE[] = "service";
+
 static int start(const char *path)
 {
-    if (path)
+    if (path == SERVICE)
+        unsetenv("LIKWID_ACCESSD");
+    else if (path)
         setenv("LIKWID_ACCESSD", path, 1);
     uint64_t v;
     HPMinit();
@@ -244,6 +255,12 @@ static void single_read_rows(const char *where, double floor, double ours, doubl
     }
 }
 
+/* A before/after row: both medians, their ratio, and the after figure against its floor. */
+static void ba_row(const char *what, double before, double after, const char *unit, const char *vs)
+{
+    printf("| %-46s | %9.2f %-2s | %9.2f %-2s | %5.2fx | %s |\n", what, before, unit, after, unit, after / before, vs);
+}
+
 static int run(int argc, char **argv)
 {
     const char *file = argv[2], *ours_path = argv[4], *likwid_path = argc > 5 ? argv[5] : NULL;
@@ -259,12 +276,22 @@ static int run(int argc, char **argv)
     Daemon ours = { make(MAXS), make(MAXS), make(ROUNDS), make(ROUNDS), make(ROUNDS), make(ROUNDS),
                     make(ROUNDS * BATCHES), make(ROUNDS * BATCHES) };
     Daemon theirs = { make(MAXS), make(MAXS), make(ROUNDS), make(ROUNDS), make(ROUNDS), make(ROUNDS), { 0, 0 }, { 0, 0 } };
-    Samples direct = make(MAXS), pp = make(MAXS), pp_pinned = make(MAXS), s2 = make(ROUNDS), s256 = make(ROUNDS), s256u = make(ROUNDS),
+    const char *before_path = getenv("BENCH_BEFORE");
+    int service = getenv("BENCH_SERVICE") != NULL;
+    Daemon svc = { make(MAXS), make(MAXS), make(ROUNDS), make(ROUNDS), make(ROUNDS), make(ROUNDS), { 0, 0 }, { 0, 0 } };
+    Daemon prev = { make(MAXS), make(MAXS), make(ROUNDS), make(ROUNDS), make(ROUNDS), make(ROUNDS),
+                    make(ROUNDS * BATCHES), make(ROUNDS * BATCHES) };
+    Samples p2 = make(ROUNDS * STARTS), p256 = make(ROUNDS * STARTS), p256u = make(ROUNDS * STARTS);
+    Samples direct = make(MAXS), pp = make(MAXS), pp_pinned = make(MAXS), s2 = make(ROUNDS * STARTS), s256 = make(ROUNDS * STARTS), s256u = make(ROUNDS * STARTS),
             floor_spawn = make(ROUNDS);
     for (int r = 0; r < ROUNDS; r++) {
         if (session(ours_path, &ours, 0) || session(ours_path, &ours, 1))
             return 1;
         if (likwid_path && (session(likwid_path, &theirs, 0) || session(likwid_path, &theirs, 1)))
+            return 1;
+        if (before_path && (session(before_path, &prev, 0) || session(before_path, &prev, 1)))
+            return 1;
+        if (service && (session(SERVICE, &svc, 0) || session(SERVICE, &svc, 1)))
             return 1;
         if (pingpong(&pp, 0) || pingpong(&pp_pinned, 1))
             return 1;
@@ -275,12 +302,17 @@ static int run(int argc, char **argv)
                 return 1;
             add(&direct, now_us() - a);
         }
-        if (sim2 && sim256) {
-            setenv("LIKWID_ACCESSD", ours_path, 1);
-            add(&s2, startup_ms(sim2));
-            add(&s256, startup_ms(sim256));
-            if (sim256u)
-                add(&s256u, startup_ms(sim256u));
+        /* Start-ups are short and the machine's noise comes in bursts: several per round,
+         * ours and the earlier daemon alternating sample by sample, each going first in turn. */
+        for (int k = 0; sim2 && sim256 && k < STARTS; k++) {
+            for (int i = 0; i < (before_path ? 2 : 1); i++) {
+                int before = before_path && (i + k) % 2;
+                setenv("LIKWID_ACCESSD", before ? before_path : ours_path, 1);
+                add(before ? &p2 : &s2, startup_ms(sim2));
+                add(before ? &p256 : &s256, startup_ms(sim256));
+                if (sim256u)
+                    add(before ? &p256u : &s256u, startup_ms(sim256u));
+            }
         }
         add(&floor_spawn, spawn_floor_ms());
     }
@@ -316,8 +348,9 @@ static int run(int argc, char **argv)
     double odirty = median(&ours.dirty), tdirty = median(&theirs.dirty);
     char buf[160];
     printf("Medians of %d interleaved rounds (%d single reads unpinned and %d pinned, %d batches of 64 and "
-           "of 1024, %d ping-pongs unpinned and pinned, %d preads per round); ratios from the same run.\n\n",
-           ROUNDS, SINGLES, SINGLES, BATCHES, SINGLES, SINGLES);
+           "of 1024, %d ping-pongs unpinned and pinned, %d preads, %d start-ups of each simulated machine per "
+           "round); ratios from the same run.\n\n",
+           ROUNDS, SINGLES, SINGLES, BATCHES, SINGLES, SINGLES, STARTS);
     printf("| %-50s | %13s | %s |\n|---|---:|---|\n", "measurement", "median", "ratio (target)");
     single_read_rows("unpinned", ppu, os, likwid_path ? ts : -1);
     single_read_rows("both on CPU 0", ppp, op, likwid_path ? tp : -1);
@@ -338,6 +371,16 @@ static int run(int argc, char **argv)
             row("ours: spawn to first reply, 256 CPUs, uncore PCI only", median(&s256u), "ms", "");
         snprintf(buf, sizeof buf, "%.2fx the 2-CPU sim (<= 2 ms)", median(&s256) / median(&s2));
         row("ours: spawn to first reply, 256 CPUs, 600 PCI fns", median(&s256), "ms", buf);
+    }
+    if (service) {
+        snprintf(buf, sizeof buf, "(<= 0.2 ms); %.2fx ours spawned", median(&svc.startup) / ost);
+        row("service: connect to first reply", median(&svc.startup), "ms", buf);
+        snprintf(buf, sizeof buf, "%.2fx ours spawned (<= 1.0x); %.2fx the ping-pong", median(&svc.single) / os,
+                 median(&svc.single) / ppu);
+        row("service: single read, unpinned", median(&svc.single), "us", buf);
+        snprintf(buf, sizeof buf, "%.2fx ours spawned (<= 1.0x); %.2fx the ping-pong", median(&svc.pinned) / op,
+                 median(&svc.pinned) / ppp);
+        row("service: single read, client on CPU 0", median(&svc.pinned), "us", buf);
     }
     row("ours: daemon private memory, idle", oidle, "MB", "");
     row("ours: daemon private memory, after a session", obusy, "MB", "");
@@ -360,6 +403,30 @@ static int run(int argc, char **argv)
     } else {
         printf("\nLIKWID column SKIPPED: no LIKWID daemon given (install Debian's likwid and run as root).\n");
     }
+    if (!before_path)
+        return 0;
+    printf("\nBefore/after: the daemon at BENCH_BEFORE (%s) beside ours, same library, same rounds:\n\n", before_path);
+    printf("| %-46s | %12s | %12s | after/before | after vs its floor (target) |\n|---|---:|---:|---:|---|\n",
+           "measurement", "before", "after");
+    snprintf(buf, sizeof buf, "%.2fx the ping-pong (<= 1.1x)", os / ppu);
+    ba_row("single read, unpinned", median(&prev.single), os, "us", buf);
+    snprintf(buf, sizeof buf, "%.2fx the ping-pong (<= 1.1x)", op / ppp);
+    ba_row("single read, both on CPU 0", median(&prev.pinned), op, "us", buf);
+    snprintf(buf, sizeof buf, "%.2fx the pread", ob64 / d);
+    ba_row("batch of 64 reads, per read", median(&prev.b64), ob64, "us", buf);
+    snprintf(buf, sizeof buf, "%.2fx the pread (<= 1.2x)", ob1k / d);
+    ba_row("batch of 1024 reads, per read", median(&prev.b1024), ob1k, "us", buf);
+    snprintf(buf, sizeof buf, "%.2fx the spawn of /bin/true (<= 1 ms)", ost / median(&floor_spawn));
+    ba_row("spawn to first reply (host-CPU sim, 2 CPUs)", median(&prev.startup), ost, "ms", buf);
+    if (sim2 && sim256) {
+        ba_row("spawn to first reply, sim root, 2 CPUs", median(&p2), median(&s2), "ms", "(<= 1 ms)");
+        if (sim256u)
+            ba_row("spawn to first reply, 256 CPUs, uncore PCI only", median(&p256u), median(&s256u), "ms", "");
+        ba_row("spawn to first reply, 256 CPUs, 600 PCI fns", median(&p256), median(&s256), "ms", "(<= 2 ms)");
+    }
+    ba_row("daemon private memory, idle", median(&prev.idle), oidle, "MB", "");
+    ba_row("daemon private memory, after a session", median(&prev.busy), obusy, "MB", "");
+    ba_row("of which Private_Dirty", median(&prev.dirty), odirty, "MB", "");
     return 0;
 }
 
@@ -387,6 +454,23 @@ int main(int argc, char **argv)
         HPMfinalize();
         return 0;
     }
+    if (argc == 4 && strcmp(argv[1], "cgp") == 0) {
+        /* N batches of 1024 reads of a Skylake-SP's iMC counters (PCI_IMC_DEVICE_0_CH_0 = 5 in
+         * LIKWID 5.2's numbering, MC_CHy_PCI_PMON_CTR0..3 at 0xA0-0xB8) on socket 0. */
+        static HPMBatchOp ops[1024];
+        for (int i = 0; i < 1024; i++)
+            ops[i] = (HPMBatchOp){ .cpu = 0, .dev = 5, .reg = 0xA0 + 8 * (uint32_t)(i % 4), .op = HPM_BATCH_READ };
+        reg = (uint32_t)strtoul(argv[2], NULL, 0); /* the first read, an MSR */
+        if (start(NULL) != 0)
+            return 1;
+        for (int b = 0; b < atoi(argv[3]); b++)
+            if (HPMbatch(ops, 1024) != 0) {
+                fprintf(stderr, "bench: PCI batch failed: %d\n", ops[0].result);
+                return 1;
+            }
+        HPMfinalize();
+        return 0;
+    }
     if (argc == 3 && strcmp(argv[1], "start") == 0) {
         reg = (uint32_t)strtoul(argv[2], NULL, 0);
         if (start(NULL) != 0)
@@ -394,6 +478,6 @@ int main(int argc, char **argv)
         HPMfinalize();
         return 0;
     }
-    fprintf(stderr, "usage: %s run MSR_FILE REG OUR_DAEMON [LIKWID_DAEMON] | cg|cgs REG N | start REG\n", argv[0]);
+    fprintf(stderr, "usage: %s run MSR_FILE REG OUR_DAEMON [LIKWID_DAEMON] | cg|cgs|cgp REG N | start REG\n", argv[0]);
     return 2;
 }

@@ -11,6 +11,9 @@ cd "$(dirname "$0")/.."
 rel=$PWD/target/release
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# A binary just linked has dirty page-cache pages until written back, and smaps counts those
+# as Private_Dirty: write them back first.
+sync "$rel/likwid-accessD" "$rel/liblikwid_access.so" ${BENCH_BEFORE:+"$BENCH_BEFORE"}
 cc -std=c11 -O2 -Wall -Wextra -Werror -pedantic -Iinclude bench/bench.c -L"$rel" -llikwid_access \
    -Wl,-rpath,"$rel" -o "$tmp/bench"
 source c-tests/host-cpu.sh
@@ -24,16 +27,19 @@ fi
 if [ "${host_vendor:-amd}" = intel ]; then reg=0xC1; else reg=0xC0010201; fi
 "$rel/likwid-access" sim "$tmp/m" --cpu "$sim" --cpus 2 >/dev/null
 # A big site: 256 CPUs on 2 sockets with their uncore PCI devices, padded with other functions
-# (a NIC's virtual functions, say) to 600, which the daemon may see but never serves.
+# to 600, which the daemon may see but never serves. The worst case for its filter: every
+# padding function sits at a device/function slot the uncore uses, on other buses, with Intel's
+# vendor id and a device id it does not serve, so each costs reading vendor and device.
 "$rel/likwid-access" sim "$tmp/big" --cpu skx --cpus 256 --sockets 2 >/dev/null
 "$rel/likwid-access" sim "$tmp/bigu" --cpu skx --cpus 256 --sockets 2 >/dev/null
 pci=$tmp/big/sys/bus/pci/devices
 uncore=$(ls "$pci" | wc -l)
+slots=($(ls "$pci" | sed 's/^.*:\([0-9a-f]*\.[0-7]\)$/\1/' | sort -u))
 for ((i = 0; i < 600 - uncore; i++)); do
-    d=$pci/$(printf '0000:%02x:%02x.%x' $((0x40 + i / 64)) $(((i / 8) % 8)) $((i % 8)))
+    d=$pci/$(printf '0000:%02x:%s' $((0x40 + i / ${#slots[@]})) "${slots[i % ${#slots[@]}]}")
     mkdir "$d"
-    echo 0x15b3 >"$d/vendor"
-    echo 0x101c >"$d/device"
+    echo 0x8086 >"$d/vendor"
+    echo 0x2021 >"$d/device"
     echo 0 >"$d/numa_node"
     truncate -s 256 "$d/config"
 done
@@ -43,6 +49,13 @@ echo "big site: 256 CPUs, $(ls "$pci" | wc -l) PCI functions ($uncore of them un
 echo
 export BENCH_SIM2=$tmp/m BENCH_SIM256=$tmp/big BENCH_SIM256U=$tmp/bigu
 likwid=/usr/sbin/likwid-accessD
+# The service's config directory must exist to mount a private one over it; /etc is the
+# host's even in the namespace, so only an empty directory made here is removed again.
+made_etc=
+if [ "$(id -u)" = 0 ] && [ ! -d /etc/likwid-access ]; then
+    mkdir -m 0755 /etc/likwid-access && made_etc=1
+fi
+trap 'rm -rf "$tmp"; [ -n "$made_etc" ] && rmdir /etc/likwid-access 2>/dev/null; true' EXIT
 if [ "$(id -u)" != 0 ] || ! command -v unshare >/dev/null || [ ! -x $likwid ] || [ -z "$host_vendor" ]; then
     echo "LIKWID column SKIPPED: needs root, unshare, a host CPU with a built-in table and Debian's $likwid (apt-get install likwid)." >&2
     LIKWID_ACCESS_ROOT=$tmp/m "$tmp/bench" run "$tmp/m/dev/cpu/0/msr" $reg "$rel/likwid-accessD"
@@ -52,7 +65,29 @@ else
         source "$5"
         private_dev "$tmp" 2
         mount --bind "$tmp/m/proc/cpuinfo" /proc/cpuinfo
-        "$tmp/bench" run /dev/cpu/0/msr "$4" "$2" "$3"
+        # Service mode (likwid-accessD --service, as a site runs it) beside the spawned daemons:
+        # its socket and config on private tmpfs mounts; root may read and write.
+        service=
+        if [ -d /etc/likwid-access ]; then
+            mount -t tmpfs -o mode=0755 none /run
+            mount -t tmpfs -o mode=0755 none /etc/likwid-access
+            printf "user root read-write\ndefault none\n" >/etc/likwid-access/service.conf
+            chmod 0644 /etc/likwid-access/service.conf
+            # A copy of the daemon: two processes mapping one executable would share its pages,
+            # and the spawned daemons would then look smaller by the presence of the service.
+            cp "$2" "$tmp/likwid-accessD-service"
+            "$tmp/likwid-accessD-service" --service 2>"$tmp/service.err" & service=$!
+            for _ in $(seq 250); do
+                "$(dirname "$2")/likwid-access" service status >/dev/null 2>&1 && break
+                sleep 0.02
+            done
+        fi
+        BENCH_SERVICE=${service:+1} "$tmp/bench" run /dev/cpu/0/msr "$4" "$2" "$3"
+        if [ -n "$service" ]; then
+            kill "$service"
+            wait "$service" || true
+            umount /etc/likwid-access /run
+        fi
         # LIKWID timeline mode: `likwid-perfctr -t 100ms` reads every counter of the group on
         # every CPU once per interval, one record per register; LIKWID runs `which
         # likwid-accessD`, so PATH picks the daemon. Rounds alternate; per interval, the time
@@ -104,13 +139,6 @@ fi
 # share is not counted): callgrind on 2 and on 22 batches of 1024, the difference per read.
 export LIKWID_ACCESSD=$rel/likwid-accessD LIKWID_ACCESS_ROOT=$tmp/m
 if command -v valgrind >/dev/null; then
-    for n in 2 22; do
-        mkdir "$tmp/cg$n" "$tmp/cgs$n"
-        valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$tmp/cg$n/%p" -q \
-            "$tmp/bench" cg $reg $n
-        valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$tmp/cgs$n/%p" -q \
-            "$tmp/bench" cgs $reg $n
-    done
     total() { # FILE: instructions counted in it
         sed -n 's/^\(summary\|totals\): *\([0-9]*\).*/\2/p' "$1" | head -n1
     }
@@ -119,17 +147,49 @@ if command -v valgrind >/dev/null; then
             if grep -q "^cmd:.*likwid-accessD" "$f"; then [ "$2" = daemon ] && echo "$f"; else [ "$2" = client ] && echo "$f"; fi
         done
     }
+    cg_runs() { # DAEMON LABEL: profiles of 2 and 22 batches, 2 000 and 22 000 single reads, a start
+        for n in 2 22; do
+            mkdir "$tmp/cg$n$2" "$tmp/cgs$n$2"
+            LIKWID_ACCESSD=$1 valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$tmp/cg$n$2/%p" -q \
+                "$tmp/bench" cg $reg $n
+            LIKWID_ACCESSD=$1 valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$tmp/cgs$n$2/%p" -q \
+                "$tmp/bench" cgs $reg $n
+        done
+        if [ "$sim" = skx ]; then
+            for n in 2 22; do
+                mkdir "$tmp/cgp$n$2"
+                LIKWID_ACCESSD=$1 valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$tmp/cgp$n$2/%p" \
+                    -q "$tmp/bench" cgp $reg $n
+            done
+        fi
+        mkdir "$tmp/cgstart$2"
+        LIKWID_ACCESSD=$1 valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$tmp/cgstart$2/%p" -q \
+            "$tmp/bench" start $reg
+    }
+    cg_report() { # LABEL TEXT: instructions per read and at start-up
+        echo "Instructions per read in batches of 1024 (callgrind, (22 - 2 batches) / 20480 reads)$2:"
+        for who in client daemon; do
+            a=$(total "$(pick "$tmp/cg2$1" $who)") b=$(total "$(pick "$tmp/cg22$1" $who)")
+            echo "  $who: $(((b - a) / 20480)) instructions per read (start-up and 2 batches: $a)"
+        done
+        echo "Instructions per single read (callgrind, (22 000 - 2 000 reads) / 20 000)$2:"
+        for who in client daemon; do
+            a=$(total "$(pick "$tmp/cgs2$1" $who)") b=$(total "$(pick "$tmp/cgs22$1" $who)")
+            echo "  $who: $(((b - a) / 20000)) instructions per read"
+        done
+        if [ -d "$tmp/cgp2$1" ]; then
+            a=$(total "$(pick "$tmp/cgp2$1" daemon)") b=$(total "$(pick "$tmp/cgp22$1" daemon)")
+            echo "Instructions per PCI read in batches of 1024 (iMC counters, skx)$2: daemon $(((b - a) / 20480))"
+        fi
+        echo "Daemon start-up to its first reply on 2 CPUs$2: $(total "$(pick "$tmp/cgstart$1" daemon)") instructions"
+    }
+    cg_runs "$rel/likwid-accessD" ""
     echo
-    echo "Instructions per read in batches of 1024 (callgrind, (22 - 2 batches) / 20480 reads):"
-    for who in client daemon; do
-        a=$(total "$(pick "$tmp/cg2" $who)") b=$(total "$(pick "$tmp/cg22" $who)")
-        echo "  $who: $(((b - a) / 20480)) instructions per read (start-up and 2 batches: $a)"
-    done
-    echo "Instructions per single read (callgrind, (22 000 - 2 000 reads) / 20 000):"
-    for who in client daemon; do
-        a=$(total "$(pick "$tmp/cgs2" $who)") b=$(total "$(pick "$tmp/cgs22" $who)")
-        echo "  $who: $(((b - a) / 20000)) instructions per read"
-    done
+    if [ -n "${BENCH_BEFORE:-}" ]; then
+        cg_runs "$BENCH_BEFORE" "-before"
+        cg_report -before " (before: BENCH_BEFORE)"
+    fi
+    cg_report "" ""
     top() { # FILE N: the N functions with the most instructions of their own (lines summed)
         callgrind_annotate --inclusive=no --auto=no "$1" 2>/dev/null | awk -v n="$2" '
             /PROGRAM TOTALS/ { all = $1; gsub(",", "", all); next }
@@ -149,11 +209,8 @@ if command -v valgrind >/dev/null; then
     top "$(pick "$tmp/cgs22" daemon)" 8
     # Start-up: the daemon's instructions from exec to exit after one read, inclusive (a
     # function with everything it calls), our functions only.
-    mkdir "$tmp/cgstart"
-    valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$tmp/cgstart/%p" -q \
-        "$tmp/bench" start $reg
     f=$(pick "$tmp/cgstart" daemon)
-    echo "Daemon start-up on 2 CPUs: $(total "$f") instructions; where they go (inclusive, top 8 of ours):"
+    echo "Where the daemon's start-up instructions go (inclusive, top 8 of ours):"
     callgrind_annotate --inclusive=yes --auto=no "$f" 2>/dev/null |
         awk '/^ *[0-9,]+ +\(/ && /likwid_access::/ && / \[/ { c = $1; f = $0
                 sub(/^ *[0-9,]+ +\([ 0-9.%]*\) +[^:]*:/, "", f); sub(/ \[.*$/, "", f)
@@ -172,6 +229,11 @@ if command -v strace >/dev/null; then
         sed -n '/^-----/,/^-----/p' "$tmp/strace.$root" | grep -v '^-----' | sort -k4 -n -r | head -n 8 |
             awk '{ printf "  %-16s %6s calls  %s s\n", $NF, $4, $2 }'
         awk '/ total$/ { printf "  total            %6s calls\n", $4 }' "$tmp/strace.$root"
+        if [ -n "${BENCH_BEFORE:-}" ]; then
+            LIKWID_ACCESSD=$BENCH_BEFORE LIKWID_ACCESS_ROOT=$tmp/$root strace -f -c -o "$tmp/strace-before.$root" \
+                "$tmp/bench" start $reg
+            awk '/ total$/ { printf "  total, before     %6s calls\n", $4 }' "$tmp/strace-before.$root"
+        fi
     done
 fi
 

@@ -10,17 +10,16 @@
 pub mod capi;
 mod client;
 mod daemon;
-// Issue 13 left the dead code the compiler found in these three to their owner (the `perf2`
-// work is rewriting them): PciConfig::try_clone, PciDevices::len/is_empty (device/pci.rs),
-// LockWatch::path (lock.rs), the CpuIdentity and Vendor re-exports (policy/mod.rs) and
-// Generation::name (policy/pci.rs). Delete them, then these three `allow`s.
+// Issue 13 left the dead code the compiler found in these two to their owner (the `perf2`
+// work was rewriting them): PciConfig::try_clone, PciDevices::len/is_empty (device/pci.rs),
+// the CpuIdentity and Vendor re-exports and PERSISTENT_TABLE (policy/mod.rs), and
+// Generation::name (policy/pci.rs). Delete them, then these two `allow`s.
 #[allow(dead_code)]
 mod device;
 mod engine;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
-#[allow(dead_code)]
 mod lock;
 #[allow(dead_code, unused_imports)]
 mod policy;

@@ -3,7 +3,6 @@
 //! out, root included.
 
 use nix::errno::Errno;
-use nix::time::{clock_gettime, ClockId};
 use nix::unistd::{access, AccessFlags};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -46,16 +45,26 @@ pub const RECHECK: Duration = Duration::from_millis(250);
 pub struct LockWatch {
     path: PathBuf,
     real_uid: u32,
-    checked: Option<(Duration, bool)>,
+    /// When the cached answer expires (coarse monotonic nanoseconds), and the answer.
+    checked: Option<(u64, bool)>,
     /// The last undeterminable state logged, so a persisting failure is logged once.
     logged: Option<Errno>,
+    /// `RECHECK` in nanoseconds (tests shorten it).
+    recheck_ns: u64,
     /// Service mode: the file's owner alone decides (see `for_client`).
     owner_decides: bool,
 }
 
 impl LockWatch {
     pub fn new(path: PathBuf, real_uid: u32) -> LockWatch {
-        LockWatch { path, real_uid, checked: None, logged: None, owner_decides: false }
+        LockWatch {
+            path,
+            real_uid,
+            checked: None,
+            logged: None,
+            recheck_ns: RECHECK.as_nanos() as u64,
+            owner_decides: false,
+        }
     }
 
     /// The service's watch for a client: the service is not the client, so whether the
@@ -63,6 +72,12 @@ impl LockWatch {
     /// client's uid unlocks, as in LIKWID for a file its owner can open.
     pub fn for_client(path: PathBuf, client_uid: u32) -> LockWatch {
         LockWatch { owner_decides: true, ..LockWatch::new(path, client_uid) }
+    }
+
+    /// Re-reads the file at most every `every` instead of `RECHECK` (zero: at every request).
+    #[cfg(test)]
+    pub fn set_recheck(&mut self, every: Duration) {
+        self.recheck_ns = every.as_nanos() as u64;
     }
 
     pub fn path(&self) -> &std::path::Path {
@@ -84,16 +99,19 @@ impl LockWatch {
         held.is_some()
     }
 
+    /// The lock state as of at most `RECHECK` ago. Called for every request, batched or not
+    /// (each request of a batch gets its own answer, so a lock taken mid-batch stops the
+    /// requests after it exactly as it stops single requests).
     pub fn locked(&mut self) -> bool {
         // The coarse clock (a few ms resolution) costs a fraction of the precise one on this
         // per-request path, and a lock need not be seen to the millisecond. A failing clock
         // read means "check now".
-        let now = clock_gettime(ClockId::CLOCK_MONOTONIC_COARSE).map(Duration::from).ok();
+        let now = crate::sys::coarse_monotonic_ns();
         match (self.checked, now) {
-            (Some((at, locked)), Some(now)) if now.saturating_sub(at) < RECHECK => locked,
+            (Some((due, locked)), Some(now)) if now < due => locked,
             _ => {
                 let locked = self.locked_now();
-                self.checked = now.map(|now| (now, locked));
+                self.checked = now.map(|now| (now.saturating_add(self.recheck_ns), locked));
                 locked
             }
         }

@@ -74,13 +74,11 @@ fn serve_batch(stream: &mut UnixStream, session: &mut Session, header: &Record, 
     body.resize(len, 0);
     stream.read_exact(body)?;
     stream.write_all(&wire::batch_header(header.cpu, wire::ERR_NOERROR).encode())?;
-    let mut out = [0u8; CHUNK * RECORD_LEN];
-    for chunk in body.chunks(CHUNK * RECORD_LEN) {
-        let replies = session.answer_batch(&wire::decode_records(chunk));
-        for (slot, reply) in out.chunks_exact_mut(RECORD_LEN).zip(&replies) {
-            slot.copy_from_slice(&reply.encode());
-        }
-        stream.write_all(&out[..replies.len() * RECORD_LEN])?;
+    // Each reply overwrites its own request (both are one record): no reply buffer to clear
+    // or fill per chunk, and no vector of decoded requests.
+    for chunk in body.chunks_mut(CHUNK * RECORD_LEN) {
+        session.answer_batch_in_place(chunk);
+        stream.write_all(chunk)?;
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use super::serve::{Ended, Peer};
 use super::workers::Workers;
 use crate::engine::Engine;
 use crate::error::AccessError;
-use crate::wire::{self, Kind, Record};
+use crate::wire::{self, Kind, Record, RECORD_LEN};
 use std::collections::HashSet;
 use std::io::Write;
 
@@ -127,7 +127,21 @@ impl<'e> Session<'e> {
     }
 
     /// Executes one request and builds its reply.
+    #[inline]
     pub fn answer(&mut self, req: &Record) -> Record {
+        // A read that succeeds and is not traced has nothing to journal, audit or log: its
+        // reply is its value (about 90 instructions less per read, callgrind). Inlined into
+        // the serve loop and the batch loop; everything else takes `execute_and_settle`.
+        if req.kind == wire::Kind::Read.code() && self.trace.is_none() {
+            return match self.engine.read(req.cpu, req.device, req.reg) {
+                Ok(data) => req.reply(data, wire::ERR_NOERROR),
+                Err(e) => self.settle(req, Outcome { result: Err(e), original: None }),
+            };
+        }
+        self.execute_and_settle(req)
+    }
+
+    fn execute_and_settle(&mut self, req: &Record) -> Record {
         let outcome = if self.journal_full(req) {
             Session::refuse_full_journal()
         } else if self.needs_original(req) && !self.reserve_journal(1) {
@@ -136,6 +150,22 @@ impl<'e> Session<'e> {
             execute(self.engine, req, self.needs_original(req))
         };
         self.settle(req, outcome)
+    }
+
+    /// Executes the requests encoded in `records` (a whole number of records) and overwrites
+    /// each with its reply, in request order.
+    pub fn answer_batch_in_place(&mut self, records: &mut [u8]) {
+        if self.workers.is_none() {
+            for slot in records.chunks_exact_mut(RECORD_LEN) {
+                let slot: &mut [u8; RECORD_LEN] = slot.try_into().expect("chunks_exact gives whole records");
+                *slot = self.answer(&Record::decode(slot)).encode();
+            }
+            return;
+        }
+        let replies = self.answer_batch(&wire::decode_records(records));
+        for (slot, reply) in records.chunks_exact_mut(RECORD_LEN).zip(&replies) {
+            slot.copy_from_slice(&reply.encode());
+        }
     }
 
     /// Executes a batch, on the CPUs' pinned workers when there are any, and builds the replies
@@ -203,5 +233,64 @@ impl<'e> Session<'e> {
             log::info!("client left without EXIT; restored {restored} registers");
         }
         restored
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::Peer;
+    use crate::device::{MsrFile, RegisterDevice};
+    use crate::policy::pci::Numbering;
+    use crate::root::Root;
+
+    /// Each request of a batch is checked against the lock on its own, as a single request is
+    /// (LIKWID checks per request): a lock taken while a batch runs refuses every request after
+    /// it was seen, and nothing after that point is written. The recheck interval is zero here
+    /// so the test sees it within one batch; the daemon's is `lock::RECHECK` for both.
+    #[test]
+    fn a_lock_taken_mid_batch_stops_the_writes_after_it() {
+        const PERF_CTR0: u32 = 0xC001_0201;
+        const BASE: u64 = 0x1_0000;
+        let dir = std::env::temp_dir().join(format!("likwid-session-lock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let model = crate::policy::CpuModel::by_name("zen4").unwrap();
+        crate::sim::create(&dir, model, &[0, 1]).unwrap();
+        let root = Root::new(&dir);
+        let uid = nix::unistd::getuid().as_raw();
+        let mut engine = Engine::open(&root, uid, Numbering::Likwid52).unwrap();
+        engine.recheck_lock_every(std::time::Duration::ZERO);
+        let n = wire::MAX_BATCH as u64;
+        let mut body: Vec<u8> = (1..=n)
+            .flat_map(|i| Record::request(wire::Kind::Write, 0, wire::MSR_DEV, PERF_CTR0, BASE + i).encode())
+            .collect();
+        // Once the batch has written, make the lock's state unknowable (its directory becomes
+        // a file: ENOTDIR), which counts as locked.
+        let store = MsrFile::open(&root.msr(0)).unwrap();
+        let run_dir = root.lock_file().parent().unwrap().to_path_buf();
+        let locker = std::thread::spawn(move || {
+            while !(BASE + 1..=BASE + n).contains(&store.read(PERF_CTR0).unwrap()) {
+                std::thread::yield_now();
+            }
+            std::fs::remove_dir(&run_dir).unwrap();
+            std::fs::write(&run_dir, b"").unwrap();
+        });
+        let mut session = Session::new(&mut engine, Peer { uid, pid: 0 }, None, false);
+        session.answer_batch_in_place(&mut body);
+        locker.join().unwrap();
+        let codes: Vec<i32> =
+            body.chunks_exact(RECORD_LEN).map(|r| Record::decode(r.try_into().unwrap()).errorcode).collect();
+        let first_locked = codes.iter().position(|&c| c == wire::ERR_LOCKED).expect("no request saw the lock");
+        assert!(first_locked > 0, "the lock was taken after the first write");
+        assert!(
+            codes[..first_locked].iter().all(|&c| c == wire::ERR_NOERROR),
+            "before the lock: {:?}",
+            &codes[..first_locked]
+        );
+        let after = &codes[first_locked..];
+        assert!(after.iter().all(|&c| c == wire::ERR_LOCKED), "a request after the lock was seen was not refused");
+        let value = MsrFile::open(&root.msr(0)).unwrap().read(PERF_CTR0).unwrap();
+        assert_eq!(value, BASE + first_locked as u64, "the register holds the last write before the lock");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

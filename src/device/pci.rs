@@ -63,9 +63,26 @@ pub struct Found {
     pub path: PathBuf,
 }
 
+/// A small sysfs attribute's text, in one `read` (open, read, close: `read_to_string` adds a
+/// `statx` and a second `read`, and start-up on 600 PCI functions paid them for each file).
+/// None for a missing file or one longer than a sysfs number.
+fn read_attribute(path: &Path, buf: &mut [u8; 32]) -> Option<usize> {
+    use std::io::Read;
+    let n = File::open(path).ok()?.read(buf).ok()?;
+    (n < buf.len()).then_some(n)
+}
+
 fn read_hex(path: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string(path).ok()?;
+    let mut buf = [0u8; 32];
+    let n = read_attribute(path, &mut buf)?;
+    let text = std::str::from_utf8(&buf[..n]).ok()?;
     u64::from_str_radix(text.trim().trim_start_matches("0x"), 16).ok()
+}
+
+fn read_decimal(path: &Path) -> Option<i64> {
+    let mut buf = [0u8; 32];
+    let n = read_attribute(path, &mut buf)?;
+    std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
 }
 
 /// `DDDD:BB:DD.F` → (domain, bus, device, function).
@@ -96,16 +113,27 @@ pub fn scan(root: &Root, generation: &Generation) -> Vec<Found> {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some((domain, bus, dev, func)) = name.to_str().and_then(parse_address) else { continue };
-        let path = entry.path();
-        let (Some(vendor), Some(device)) = (read_hex(&path.join("vendor")), read_hex(&path.join("device"))) else {
+        // Decide from the cheapest facts first: the slot in the name (no system call), then
+        // the vendor, then the device id; numa_node only for a device we serve.
+        let slot = |e: &&crate::policy::pci::DeviceEntry| (e.dev, e.func) == (dev, func);
+        if !generation.devices.iter().any(|e| slot(&e)) {
             continue;
-        };
-        let numa = std::fs::read_to_string(path.join("numa_node")).ok().and_then(|t| t.trim().parse::<i64>().ok());
-        let numa = numa.filter(|n| *n >= 0).map(|n| n as u32);
-        for (i, e) in generation.devices.iter().enumerate() {
-            if (e.dev, e.func, u64::from(e.vendor), u64::from(e.device)) == (dev, func, vendor, device) {
-                matched.push(Match { entry: i, address: (domain, bus), numa, config: path.join("config") });
-            }
+        }
+        let path = entry.path();
+        let Some(vendor) = read_hex(&path.join("vendor")) else { continue };
+        if !generation.devices.iter().filter(slot).any(|e| u64::from(e.vendor) == vendor) {
+            continue;
+        }
+        let Some(device) = read_hex(&path.join("device")) else { continue };
+        let mut entries = generation
+            .devices
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| slot(e) && (u64::from(e.vendor), u64::from(e.device)) == (vendor, device));
+        let Some(first) = entries.next() else { continue };
+        let numa = read_decimal(&path.join("numa_node")).filter(|n| *n >= 0).map(|n| n as u32);
+        for (i, _) in std::iter::once(first).chain(entries) {
+            matched.push(Match { entry: i, address: (domain, bus), numa, config: path.join("config") });
         }
     }
     let name = |m: &Match| generation.devices[m.entry].name.as_str();
@@ -199,10 +227,12 @@ fn open_mmio(root: &Root, generation: &Generation, devices: &mut BTreeMap<(u32, 
     }
 }
 
-/// The open config files of every uncore device, by (socket, PciDeviceIndex name).
+/// The open config files of every uncore device, by (socket, PciDeviceIndex name), sorted: a
+/// device is also named by its position (`find`, `at`), which the engine remembers per request
+/// address instead of looking the name up again.
 #[derive(Debug, Default)]
 pub struct PciDevices {
-    devices: BTreeMap<(u32, String), (String, PciConfig)>,
+    devices: Vec<((u32, String), (String, PciConfig))>,
 }
 
 impl PciDevices {
@@ -221,17 +251,28 @@ impl PciDevices {
         if let Some(g) = generation {
             open_mmio(root, g, &mut devices);
         }
-        PciDevices { devices }
+        PciDevices { devices: devices.into_iter().collect() }
     }
 
     /// The device `name` (a PciDeviceIndex name) on `socket` and its type.
     pub fn get(&self, socket: u32, name: &str) -> Option<(&str, &PciConfig)> {
+        self.find(socket, name).map(|slot| self.at(slot))
+    }
+
+    /// The position of device `name` on `socket`, for `at`.
+    pub fn find(&self, socket: u32, name: &str) -> Option<usize> {
         let key = match mmio_window(name) {
-            Some((kind, index)) => format!("{kind}#{index}"),
+            Some((kind, index)) => std::borrow::Cow::Owned(format!("{kind}#{index}")),
             None if name == MMIO_BASE => return None,
-            None => name.to_string(),
+            None => std::borrow::Cow::Borrowed(name),
         };
-        self.devices.get(&(socket, key)).map(|(kind, config)| (kind.as_str(), config))
+        self.devices.binary_search_by(|((s, n), _)| (*s, n.as_str()).cmp(&(socket, &*key))).ok()
+    }
+
+    /// The device at `slot` (from `find`) and its type.
+    pub fn at(&self, slot: usize) -> (&str, &PciConfig) {
+        let (_, (kind, config)) = &self.devices[slot];
+        (kind.as_str(), config)
     }
 
     pub fn len(&self) -> usize {
@@ -244,7 +285,7 @@ impl PciDevices {
 
     /// (socket, name) of every device, in order.
     pub fn list(&self) -> impl Iterator<Item = (u32, &str)> {
-        self.devices.keys().map(|(s, n)| (*s, n.as_str()))
+        self.devices.iter().map(|((s, n), _)| (*s, n.as_str()))
     }
 }
 

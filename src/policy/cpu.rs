@@ -30,24 +30,9 @@ impl std::fmt::Display for CpuIdentity {
     }
 }
 
-/// Reads the first processor's vendor, family and model. None when a field is missing.
-pub fn parse_cpuinfo(text: &str) -> Option<CpuIdentity> {
-    let field = |key: &str| {
-        text.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            (k.trim() == key).then(|| v.trim())
-        })
-    };
-    let vendor = match field("vendor_id")? {
-        "GenuineIntel" => Some(Vendor::Intel),
-        "AuthenticAMD" => Some(Vendor::Amd),
-        _ => None,
-    };
-    Some(CpuIdentity { vendor, family: field("cpu family")?.parse().ok()?, model: field("model")?.parse().ok()? })
-}
-
-/// A CPU generation with its own built-in table. `models[0]` is what `likwid-access sim`
-/// puts into a simulated `/proc/cpuinfo`.
+/// A CPU generation with its own built-in table, `src/policy/tables/NAME.txt` (parsed at build
+/// time: `Policy::builtin`). `models[0]` is what `likwid-access sim` puts into a simulated
+/// `/proc/cpuinfo`.
 #[derive(Debug)]
 pub struct CpuModel {
     pub name: &'static str,
@@ -55,7 +40,6 @@ pub struct CpuModel {
     pub vendor: Vendor,
     pub family: u32,
     pub models: &'static [u32],
-    pub table: &'static str,
 }
 
 impl CpuModel {
@@ -103,7 +87,6 @@ pub static CPU_MODELS: &[CpuModel] = &[
         vendor: Vendor::Amd,
         family: 0x17,
         models: &[0x01, 0x08, 0x18],
-        table: include_str!("tables/zen.txt"),
     },
     CpuModel {
         name: "zen2",
@@ -111,7 +94,6 @@ pub static CPU_MODELS: &[CpuModel] = &[
         vendor: Vendor::Amd,
         family: 0x17,
         models: &[0x31, 0x60, 0x71],
-        table: include_str!("tables/zen2.txt"),
     },
     CpuModel {
         name: "zen3",
@@ -119,7 +101,6 @@ pub static CPU_MODELS: &[CpuModel] = &[
         vendor: Vendor::Amd,
         family: 0x19,
         models: &[0x01, 0x21, 0x30, 0x50],
-        table: include_str!("tables/zen3.txt"),
     },
     CpuModel {
         name: "zen4",
@@ -127,7 +108,6 @@ pub static CPU_MODELS: &[CpuModel] = &[
         vendor: Vendor::Amd,
         family: 0x19,
         models: &[0x11, 0x08, 0x61, 0x74, 0x75, 0xA0],
-        table: include_str!("tables/zen4.txt"),
     },
     CpuModel {
         name: "zen5",
@@ -135,7 +115,6 @@ pub static CPU_MODELS: &[CpuModel] = &[
         vendor: Vendor::Amd,
         family: 0x1A,
         models: &[0x02, 0x11],
-        table: include_str!("tables/zen5.txt"),
     },
     CpuModel {
         name: "skx",
@@ -143,23 +122,14 @@ pub static CPU_MODELS: &[CpuModel] = &[
         vendor: Vendor::Intel,
         family: 6,
         models: &[0x55],
-        table: include_str!("tables/skx.txt"),
     },
-    CpuModel {
-        name: "icx",
-        description: "Intel Icelake-SP",
-        vendor: Vendor::Intel,
-        family: 6,
-        models: &[0x6A, 0x6C],
-        table: include_str!("tables/icx.txt"),
-    },
+    CpuModel { name: "icx", description: "Intel Icelake-SP", vendor: Vendor::Intel, family: 6, models: &[0x6A, 0x6C] },
     CpuModel {
         name: "skl",
         description: "Intel Skylake/Kaby Lake/Coffee Lake/Comet Lake client, Cannon Lake",
         vendor: Vendor::Intel,
         family: 6,
         models: &[0x5E, 0x4E, 0x8E, 0x9E, 0x66, 0xA5, 0xA6],
-        table: include_str!("tables/skl.txt"),
     },
     CpuModel {
         name: "core2",
@@ -167,7 +137,6 @@ pub static CPU_MODELS: &[CpuModel] = &[
         vendor: Vendor::Intel,
         family: 6,
         models: &[0x17, 0x0F, 0x1D, 0x1C, 0x26, 0x27, 0x36],
-        table: include_str!("tables/core2.txt"),
     },
     CpuModel {
         name: "nehalem",
@@ -175,7 +144,6 @@ pub static CPU_MODELS: &[CpuModel] = &[
         vendor: Vendor::Intel,
         family: 6,
         models: &[0x1A, 0x1E, 0x1F, 0x25, 0x2C],
-        table: include_str!("tables/nehalem.txt"),
     },
     CpuModel {
         name: "snb",
@@ -183,23 +151,14 @@ pub static CPU_MODELS: &[CpuModel] = &[
         vendor: Vendor::Intel,
         family: 6,
         models: &[0x2A],
-        table: include_str!("tables/snb.txt"),
     },
-    CpuModel {
-        name: "ivb",
-        description: "Intel Ivy Bridge client",
-        vendor: Vendor::Intel,
-        family: 6,
-        models: &[0x3A],
-        table: include_str!("tables/ivb.txt"),
-    },
+    CpuModel { name: "ivb", description: "Intel Ivy Bridge client", vendor: Vendor::Intel, family: 6, models: &[0x3A] },
     CpuModel {
         name: "hsw",
         description: "Intel Haswell client",
         vendor: Vendor::Intel,
         family: 6,
         models: &[0x3C, 0x45, 0x46],
-        table: include_str!("tables/hsw.txt"),
     },
     CpuModel {
         name: "bdw",
@@ -207,7 +166,6 @@ pub static CPU_MODELS: &[CpuModel] = &[
         vendor: Vendor::Intel,
         family: 6,
         models: &[0x3D, 0x47],
-        table: include_str!("tables/bdw.txt"),
     },
     CpuModel {
         name: "icl",
@@ -215,23 +173,14 @@ pub static CPU_MODELS: &[CpuModel] = &[
         vendor: Vendor::Intel,
         family: 6,
         models: &[0x7E, 0x7D, 0xA7],
-        table: include_str!("tables/icl.txt"),
     },
-    CpuModel {
-        name: "tgl",
-        description: "Intel Tiger Lake",
-        vendor: Vendor::Intel,
-        family: 6,
-        models: &[0x8C, 0x8D],
-        table: include_str!("tables/tgl.txt"),
-    },
+    CpuModel { name: "tgl", description: "Intel Tiger Lake", vendor: Vendor::Intel, family: 6, models: &[0x8C, 0x8D] },
     CpuModel {
         name: "slm",
         description: "Intel Atom Silvermont/Airmont",
         vendor: Vendor::Intel,
         family: 6,
         models: &[0x37, 0x4D, 0x4A, 0x5A, 0x5D, 0x4C],
-        table: include_str!("tables/slm.txt"),
     },
     CpuModel {
         name: "glm",
@@ -239,103 +188,36 @@ pub static CPU_MODELS: &[CpuModel] = &[
         vendor: Vendor::Intel,
         family: 6,
         models: &[0x5C, 0x5F, 0x7A, 0x86],
-        table: include_str!("tables/glm.txt"),
     },
-    CpuModel {
-        name: "spr",
-        description: "Intel Sapphire Rapids",
-        vendor: Vendor::Intel,
-        family: 6,
-        models: &[0x8F],
-        table: include_str!("tables/spr.txt"),
-    },
-    CpuModel {
-        name: "emr",
-        description: "Intel Emerald Rapids",
-        vendor: Vendor::Intel,
-        family: 6,
-        models: &[0xCF],
-        table: include_str!("tables/emr.txt"),
-    },
-    CpuModel {
-        name: "gnr",
-        description: "Intel Granite Rapids",
-        vendor: Vendor::Intel,
-        family: 6,
-        models: &[0xAD],
-        table: include_str!("tables/gnr.txt"),
-    },
-    CpuModel {
-        name: "snbep",
-        description: "Intel Sandy Bridge-EP",
-        vendor: Vendor::Intel,
-        family: 6,
-        models: &[0x2D],
-        table: include_str!("tables/snbep.txt"),
-    },
+    CpuModel { name: "spr", description: "Intel Sapphire Rapids", vendor: Vendor::Intel, family: 6, models: &[0x8F] },
+    CpuModel { name: "emr", description: "Intel Emerald Rapids", vendor: Vendor::Intel, family: 6, models: &[0xCF] },
+    CpuModel { name: "gnr", description: "Intel Granite Rapids", vendor: Vendor::Intel, family: 6, models: &[0xAD] },
+    CpuModel { name: "snbep", description: "Intel Sandy Bridge-EP", vendor: Vendor::Intel, family: 6, models: &[0x2D] },
     CpuModel {
         name: "ivbep",
         description: "Intel Ivy Bridge-EP/EX",
         vendor: Vendor::Intel,
         family: 6,
         models: &[0x3E],
-        table: include_str!("tables/ivbep.txt"),
     },
-    CpuModel {
-        name: "hswep",
-        description: "Intel Haswell-EP/EX",
-        vendor: Vendor::Intel,
-        family: 6,
-        models: &[0x3F],
-        table: include_str!("tables/hswep.txt"),
-    },
-    CpuModel {
-        name: "bdwd",
-        description: "Intel Broadwell-DE",
-        vendor: Vendor::Intel,
-        family: 6,
-        models: &[0x56],
-        table: include_str!("tables/bdwd.txt"),
-    },
-    CpuModel {
-        name: "bdwep",
-        description: "Intel Broadwell-EP/EX",
-        vendor: Vendor::Intel,
-        family: 6,
-        models: &[0x4F],
-        table: include_str!("tables/bdwep.txt"),
-    },
+    CpuModel { name: "hswep", description: "Intel Haswell-EP/EX", vendor: Vendor::Intel, family: 6, models: &[0x3F] },
+    CpuModel { name: "bdwd", description: "Intel Broadwell-DE", vendor: Vendor::Intel, family: 6, models: &[0x56] },
+    CpuModel { name: "bdwep", description: "Intel Broadwell-EP/EX", vendor: Vendor::Intel, family: 6, models: &[0x4F] },
     CpuModel {
         name: "knl",
         description: "Intel Xeon Phi Knights Landing/Knights Mill",
         vendor: Vendor::Intel,
         family: 6,
         models: &[0x57, 0x85],
-        table: include_str!("tables/knl.txt"),
     },
-    CpuModel {
-        name: "nhmex",
-        description: "Intel Nehalem-EX",
-        vendor: Vendor::Intel,
-        family: 6,
-        models: &[0x2E],
-        table: include_str!("tables/nhmex.txt"),
-    },
-    CpuModel {
-        name: "wsmex",
-        description: "Intel Westmere-EX",
-        vendor: Vendor::Intel,
-        family: 6,
-        models: &[0x2F],
-        table: include_str!("tables/wsmex.txt"),
-    },
+    CpuModel { name: "nhmex", description: "Intel Nehalem-EX", vendor: Vendor::Intel, family: 6, models: &[0x2E] },
+    CpuModel { name: "wsmex", description: "Intel Westmere-EX", vendor: Vendor::Intel, family: 6, models: &[0x2F] },
     CpuModel {
         name: "k10",
         description: "AMD K10 (family 0x10)",
         vendor: Vendor::Amd,
         family: 0x10,
         models: &K10_MODELS,
-        table: include_str!("tables/k10.txt"),
     },
     CpuModel {
         name: "interlagos",
@@ -343,7 +225,6 @@ pub static CPU_MODELS: &[CpuModel] = &[
         vendor: Vendor::Amd,
         family: 0x15,
         models: &FAM15H_MODELS,
-        table: include_str!("tables/interlagos.txt"),
     },
     CpuModel {
         name: "kabini",
@@ -351,13 +232,13 @@ pub static CPU_MODELS: &[CpuModel] = &[
         vendor: Vendor::Amd,
         family: 0x16,
         models: &FAM16H_MODELS,
-        table: include_str!("tables/kabini.txt"),
     },
 ];
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::parse_cpuinfo;
 
     const THIS_VM: &str =
         "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n";

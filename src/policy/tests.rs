@@ -97,3 +97,37 @@ fn never_writable_registers_are_refused_on_every_builtin_table() {
         }
     }
 }
+
+#[test]
+fn the_byte_splitter_splits_as_split_whitespace_does() {
+    let lines = [
+        "0xC1 0xFF",
+        "0xC1\t \x0b\x0c0xFF",
+        "0xC1",
+        "0xC1 0xFF 0x1",
+        "0xC1\u{a0}0xFF",
+        "a\u{2003}b c",
+        "x\ry",
+        "0x1-0x2  0x0",
+    ];
+    for line in lines {
+        let mut words = line.split_whitespace();
+        let want = match (words.next(), words.next(), words.next()) {
+            (Some(a), Some(b), None) => Some((a, b)),
+            _ => None,
+        };
+        assert_eq!(two_words(line), want, "{line:?}");
+    }
+}
+
+#[test]
+fn build_time_tables_are_what_the_parser_makes_of_their_text() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/policy/tables");
+    for m in CPU_MODELS {
+        let text = std::fs::read_to_string(dir.join(format!("{}.txt", m.name))).unwrap();
+        let rules = builtin::parsed(m.name).unwrap_or_else(|| panic!("no built-in table for {}", m.name));
+        assert_eq!(rules, parse(&text).unwrap().as_slice(), "{}", m.name);
+    }
+    assert_eq!(builtin::NEVER_WRITABLE, parse(CEILING_TABLE).unwrap().as_slice());
+    assert_eq!(builtin::PERSISTENT, parse(PERSISTENT_TABLE).unwrap().as_slice());
+}

@@ -1,0 +1,100 @@
+//! The kernel's `/proc/cpuinfo`, read by one parser in one pass: the first processor's vendor,
+//! family and model (which built-in table serves the machine), and which socket each hardware
+//! thread sits on (LIKWID addresses PCI uncore devices by socket, and its clients put the
+//! socket in a record's `cpu`). Pure: the caller reads the file, once.
+
+use super::cpu::{CpuIdentity, Vendor};
+
+/// What the daemon and the tools need from `/proc/cpuinfo`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CpuInfo {
+    /// The first processor's identity; None when vendor_id, cpu family or model is missing.
+    pub identity: Option<CpuIdentity>,
+    /// `(processor, physical id)` for every processor entry, sorted; a missing physical id is
+    /// socket 0.
+    pub sockets: Vec<(u32, u32)>,
+}
+
+impl CpuInfo {
+    pub fn parse(text: &str) -> CpuInfo {
+        let mut sockets = Vec::new();
+        let mut current: Option<(u32, u32)> = None;
+        let (mut vendor, mut family, mut model) = (None, None, None);
+        for line in text.lines() {
+            let Some((key, value)) = line.split_once(':') else { continue };
+            let value = value.trim();
+            match key.trim() {
+                "processor" => {
+                    sockets.extend(current.take());
+                    current = value.parse().ok().map(|cpu| (cpu, 0));
+                }
+                "physical id" => {
+                    if let (Some(entry), Ok(socket)) = (current.as_mut(), value.parse()) {
+                        entry.1 = socket;
+                    }
+                }
+                // The first occurrence of each names the first processor.
+                "vendor_id" if vendor.is_none() => vendor = Some(value),
+                "cpu family" if family.is_none() => family = Some(value),
+                "model" if model.is_none() => model = Some(value),
+                _ => {}
+            }
+        }
+        sockets.extend(current);
+        sockets.sort_unstable();
+        let identity = (|| {
+            let vendor = match vendor? {
+                "GenuineIntel" => Some(Vendor::Intel),
+                "AuthenticAMD" => Some(Vendor::Amd),
+                _ => None,
+            };
+            Some(CpuIdentity { vendor, family: family?.parse().ok()?, model: model?.parse().ok()? })
+        })();
+        CpuInfo { identity, sockets }
+    }
+
+    /// `(cpu, socket)` for each of `cpus` (sorted); socket 0 where cpuinfo is silent.
+    pub fn sockets_of(&self, cpus: &[u32]) -> Vec<(u32, u32)> {
+        let known = &self.sockets;
+        cpus.iter().map(|&cpu| (cpu, known.binary_search_by_key(&cpu, |(c, _)| *c).map_or(0, |i| known[i].1))).collect()
+    }
+}
+
+/// The first processor's vendor, family and model. None when a field is missing.
+pub fn parse_cpuinfo(text: &str) -> Option<CpuIdentity> {
+    CpuInfo::parse(text).identity
+}
+
+/// `(processor, physical id)` for every processor entry; a missing physical id is socket 0.
+pub fn cpu_sockets(text: &str) -> Vec<(u32, u32)> {
+    CpuInfo::parse(text).sockets
+}
+
+/// `(cpu, socket)` for each of `cpus` (sorted), by the cpuinfo `text`.
+pub fn sockets_of(text: &str, cpus: &[u32]) -> Vec<(u32, u32)> {
+    CpuInfo::parse(text).sockets_of(cpus)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_processor_gets_its_physical_id() {
+        let text = "processor : 0\nphysical id : 0\n\nprocessor : 1\nphysical id : 1\n\nprocessor : 5\nmodel : 1\n";
+        assert_eq!(cpu_sockets(text), vec![(0, 0), (1, 1), (5, 0)]);
+        assert!(cpu_sockets("").is_empty());
+        assert_eq!(sockets_of(text, &[1, 5, 7]), vec![(1, 1), (5, 0), (7, 0)]);
+    }
+
+    #[test]
+    fn one_pass_gives_the_first_processors_identity_and_every_socket() {
+        let text = "processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 85\n\
+                    model name\t: Intel(R) Xeon(R)\nphysical id\t: 0\n\n\
+                    processor\t: 1\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\nphysical id\t: 1\n";
+        let info = CpuInfo::parse(text);
+        assert_eq!(info.identity, Some(CpuIdentity { vendor: Some(Vendor::Intel), family: 6, model: 85 }));
+        assert_eq!(info.sockets, vec![(0, 0), (1, 1)]);
+        assert_eq!(CpuInfo::parse("processor : 3\n").identity, None);
+    }
+}
