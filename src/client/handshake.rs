@@ -65,8 +65,10 @@ pub fn handshake(ours: UnixStream, child: &mut Child, secure: bool) -> Result<Es
         // to make our start fail, so it is judged (and refused) only once the channel closed
         // or the wait is over. (LIKWID 5.5's daemon keeps stdin open on systemd machines,
         // where it does not daemonize: its socket must count while the channel is open.)
+        // One clock reading per turn: the last turn must judge the path before it gives up.
+        let expired = Instant::now() >= deadline;
         let path = Path::new(&likwid_path);
-        let waiting = may_greet && Instant::now() < deadline;
+        let waiting = may_greet && !expired;
         let likwid_socket = if waiting { own_socket(path) } else { path.exists() };
         if likwid_socket {
             let stream = connect_likwid(path, deadline)?;
@@ -86,7 +88,7 @@ pub fn handshake(ours: UnixStream, child: &mut Child, secure: bool) -> Result<Es
                 return Err(start_failed(format!("it exited ({status}) without a word")));
             }
         }
-        if Instant::now() >= deadline {
+        if expired {
             return Err(start_failed(format!("no greeting and no {likwid_path} within {START_TIMEOUT:?}")));
         }
     }
