@@ -10,18 +10,12 @@
 pub mod capi;
 mod client;
 mod daemon;
-// Issue 13 left the dead code the compiler found in these two to their owner (the `perf2`
-// work was rewriting them): PciConfig::try_clone, PciDevices::len/is_empty (device/pci.rs),
-// the CpuIdentity and Vendor re-exports and PERSISTENT_TABLE (policy/mod.rs), and
-// Generation::name (policy/pci.rs). Delete them, then these two `allow`s.
-#[allow(dead_code)]
 mod device;
 mod engine;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod lock;
-#[allow(dead_code, unused_imports)]
 mod policy;
 mod root;
 mod service;

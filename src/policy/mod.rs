@@ -16,7 +16,7 @@ mod memo;
 pub mod pci;
 mod rules;
 
-pub use cpu::{CpuIdentity, CpuModel, Vendor, CPU_MODELS};
+pub use cpu::{CpuModel, CPU_MODELS};
 pub use cpuinfo::{cpu_sockets, parse_cpuinfo, sockets_of, CpuInfo};
 pub use memo::Decisions;
 #[cfg(test)]
@@ -32,7 +32,9 @@ fn find(rules: &[Rule], reg: u32) -> Option<&Rule> {
 
 /// The registers list that caps every table's write masks.
 pub const CEILING_TABLE: &str = include_str!("tables/never_writable.txt");
-/// Settings whose changes persist after a session (never restored after a crash).
+/// Settings whose changes persist after a session (never restored after a crash). The
+/// daemon uses the table compiled by build.rs; the text is kept for the test that compares them.
+#[cfg(test)]
 pub const PERSISTENT_TABLE: &str = include_str!("tables/persistent.txt");
 
 /// The built-in tables, parsed at build time by `parse` (build.rs compiles `rules.rs`): a

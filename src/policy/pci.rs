@@ -169,7 +169,6 @@ pub fn parse_rules(text: &str) -> Result<Vec<PciRule>, ParseError> {
 /// One server generation's uncore devices and their register rules.
 #[derive(Debug)]
 pub struct Generation {
-    pub name: &'static str,
     pub devices: Vec<DeviceEntry>,
     pub rules: Vec<PciRule>,
 }
@@ -186,13 +185,12 @@ impl Generation {
     pub fn for_model(model: &str) -> Option<&'static Generation> {
         static SKX: OnceLock<Generation> = OnceLock::new();
         static ICX: OnceLock<Generation> = OnceLock::new();
-        let (cell, devices, rules, name) = match model {
-            "skx" => (&SKX, include_str!("pci/devices-skx.txt"), include_str!("pci/allow-skx.txt"), "skx"),
-            "icx" => (&ICX, include_str!("pci/devices-icx.txt"), include_str!("pci/allow-icx.txt"), "icx"),
+        let (cell, devices, rules) = match model {
+            "skx" => (&SKX, include_str!("pci/devices-skx.txt"), include_str!("pci/allow-skx.txt")),
+            "icx" => (&ICX, include_str!("pci/devices-icx.txt"), include_str!("pci/allow-icx.txt")),
             _ => return None,
         };
         Some(cell.get_or_init(|| Generation {
-            name,
             devices: parse_devices(devices).expect("built-in PCI device tables parse"),
             rules: parse_rules(rules).expect("built-in PCI register tables parse"),
         }))

@@ -30,7 +30,7 @@ fn device_lines_parse() {
 #[test]
 fn rules_cover_aligned_offsets_of_their_type_only() {
     let rules = parse_rules("IMC 0xA0-0xB8 0xFFFFFFFFFFFF 64\nIMC 0xD8-0xE4 0xFFFFFF 32\n").unwrap();
-    let g = Generation { name: "t", devices: vec![], rules };
+    let g = Generation { devices: vec![], rules };
     assert_eq!(g.rule("IMC", 0xA8).map(|r| r.width), Some(8));
     assert!(g.rule("IMC", 0xA4).is_none(), "misaligned inside a 64-bit block");
     assert_eq!(g.rule("IMC", 0xE0).map(|r| r.width), Some(4));
