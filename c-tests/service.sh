@@ -200,7 +200,7 @@ sys.exit(0 if closed and time.time() - t < 2 else 1)" & capped=$!
         >"$inst/B.log" 2>&1 & pb=$!
     waitfor $d/B1
     [ "$(reg 0 $CTR0)" = $((0x61)) ] && ok "the second session did not change cpu 0 (-EBUSY)" || bad "cpu 0 holds $(reg 0 $CTR0)"
-    if [ -n "$cg" ]; then filter="--job 4242"; else filter="--uid $u1 --cpus 0"; fi
+    if [ -n "$cg" ]; then filter="--job 4242"; else filter="--uid $u1 --cpu 0"; fi
     out=$("$inst/likwid-access" service reset $filter) \
         && echo "$out" | grep -Eq "^ended session [0-9]+ uid=$u1 pid=$pa restored=1$" && [ $(echo "$out" | wc -l) = 1 ] \
         && ok "admin reset $filter ends exactly that session" || { echo "$out"; bad "reset $filter"; }

@@ -9,14 +9,14 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 pub const HELP: &str = "usage: likwid-access service status\n\
-       likwid-access service reset [--cpus LIST] [--uid N] [--job ID]\n\
+       likwid-access service reset [--cpu LIST] [--uid N] [--job ID]\n\
 \n\
 Talks to the node's likwid-accessD --service (as root). `status` prints one line per\n\
 session: its id, uid, pid, the CPUs it programs and how many writes it made. `reset` ends\n\
 the sessions that match every filter given (all sessions without one) and restores every\n\
 register they changed; one line per session ended.\n\
 \n\
-  --cpus LIST   sessions programming one of these CPUs, e.g. 0,2-5\n\
+  --cpu LIST    sessions programming one of these CPUs, e.g. 0,2-5\n\
   --uid N       sessions of this user id\n\
   --job ID      sessions of Slurm job ID (a cgroup path component job_ID)\n\
 \n\
@@ -27,13 +27,13 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The command line the service reads, from our arguments.
 fn command_line(args: &[String]) -> Result<String, Failure> {
-    let p = parse_args(args, &["--cpus", "--uid", "--job"], &[], 1)?;
+    let p = parse_args(args, &["--cpu", "--uid", "--job"], &[], 1)?;
     match p.positional.first().map(String::as_str) {
         Some("status") if p.options.is_empty() => Ok("status".into()),
         Some("status") => Err(Failure::Usage("status takes no options".into())),
         Some("reset") => {
             let mut line = String::from("reset");
-            for (flag, key) in [("--cpus", "cpus"), ("--uid", "uid"), ("--job", "job")] {
+            for (flag, key) in [("--cpu", "cpus"), ("--uid", "uid"), ("--job", "job")] {
                 if let Some(value) = p.value(flag) {
                     if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c == '=') {
                         return Err(Failure::Usage(format!("{flag} `{value}` is not a value")));
@@ -92,7 +92,7 @@ mod tests {
     fn arguments_become_the_service_line() {
         assert_eq!(command_line(&args(&["status"])).unwrap(), "status");
         assert_eq!(command_line(&args(&["reset"])).unwrap(), "reset");
-        let line = command_line(&args(&["reset", "--job", "42", "--cpus=0-3", "--uid", "1000"])).unwrap();
+        let line = command_line(&args(&["reset", "--job", "42", "--cpu=0-3", "--uid", "1000"])).unwrap();
         assert_eq!(line, "reset cpus=0-3 uid=1000 job=42");
         for bad in [&["status", "--uid", "1"][..], &["stop"], &[], &["reset", "--job", "a b"], &["reset", "--pid", "1"]]
         {
