@@ -514,6 +514,10 @@ int main(int argc, char **argv)
         HPMinit();
         int rc = HPMaddThread(0);
         CHECK_RC(rc, -atoi(argv[2]), "HPMaddThread(0) by uid %u", (unsigned)getuid());
+        /* The library does not print: the reason is the caller's to show. */
+        char why[512];
+        HPMlastError(why, sizeof why);
+        fprintf(stderr, "%s\n", why);
         HPMfinalize();
         return test_result("refused");
     }
