@@ -91,11 +91,17 @@ fn receive(relay: &UnixStream) -> HandOver {
     HandOver { hello: buf[..len].to_vec(), relay: getsockopt(relay, sockopt::PeerCredentials).unwrap(), client }
 }
 
-/// The fake LIKWID client as the user who runs it (nobody under root), with `env`.
+/// The fake LIKWID client as the user who runs it (nobody under root), with `env`, mapping
+/// no LIKWID library.
 fn likwid_client(requests: &[&str], env: &[(&str, &Path)]) -> std::process::Child {
+    likwid_client_mapping(Path::new("-"), requests, env)
+}
+
+/// The fake LIKWID client mapping `library` (`-`: none) as the loader would.
+fn likwid_client_mapping(library: &Path, requests: &[&str], env: &[(&str, &Path)]) -> std::process::Child {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fake_likwid_client.py");
     let mut cmd = Command::new("python3");
-    cmd.arg(script).arg(DAEMON).arg("-").args(requests);
+    cmd.arg(script).arg(DAEMON).arg(library).args(requests);
     cmd.env_clear().env("PATH", "/usr/bin:/bin");
     for (k, v) in env {
         cmd.env(k, v);
@@ -159,11 +165,17 @@ fn record(cpu: u32, reg: u32, data: u64, device: i32, kind: i32, code: i32) -> [
 fn relay_hands_the_likwid_clients_own_connection_to_the_service() {
     let (dir, listener) = fake_service("ok");
     let socket = dir.join("socket");
-    let child = likwid_client(&["read:1:0:0xC0010201"], &[(SERVICE_SOCKET_ENV, &socket)]);
+    // The client maps LIKWID 5.5's library, as likwid-perfctr does (file content is no matter).
+    let library = dir.join("liblikwid.so.5.5");
+    std::fs::write(&library, [0u8; 4096]).unwrap();
+    std::fs::set_permissions(&library, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let child = likwid_client_mapping(&library, &["read:1:0:0xC0010201"], &[(SERVICE_SOCKET_ENV, &socket)]);
     let client_pid = child.id() as i32;
     let relay = accept_within(&listener, 20).expect("the relay never connected to the service");
     let got = receive(&relay);
-    assert_eq!(got.hello, b"LKAS\x01\x02\x00\x00", "hello: mode 2, version 1, argument 0");
+    // The relay read the client's maps (as the client's uid, no privilege): 5.5 speaks 5.4's
+    // numbering, code 0x0504, so the service needs no CAP_SYS_PTRACE to read them.
+    assert_eq!(got.hello, b"LKAS\x01\x02\x04\x05", "hello: mode 2, version 1, argument = 5.4 numbering");
     let (mut conn, cred) = got.client.expect("no descriptor came with the hello");
     // The descriptor is the LIKWID client's connection: its peer is the client process.
     assert_eq!((cred.pid(), cred.uid()), (client_pid, client_uid()), "peer of the handed-over socket");
@@ -195,6 +207,8 @@ fn refused_hand_over_fails_the_relay_and_leaves_no_socket() {
     let relay = accept_within(&listener, 20).expect("the relay never connected to the service");
     let got = receive(&relay);
     assert!(got.client.is_some());
+    // A client that maps no liblikwid.so.5.N: argument 0, the service's fallback decides.
+    assert_eq!(got.hello, b"LKAS\x01\x02\x00\x00", "hello: mode 2, version 1, argument 0");
     (&relay).write_all(&[libc::EACCES as u8]).unwrap();
     drop(got.client);
     let out = finish(child);

@@ -6,6 +6,8 @@
 //! whichever `likwid-accessD` is first on PATH. So for each accepted connection the daemon
 //! reads `/proc/<peer pid>/maps` (pid from SO_PEERCRED) and looks for that library: LIKWID's
 //! Makefile installs it under its soname `liblikwid.so.5.N`, and its Lua tools load it too.
+//! The relay (`relay.rs`) does the same for the service, which keeps no privilege to read
+//! another user's maps, and sends the verdict in its hand-over hello.
 //! When the client does not tell (a static build, an unknown version, a process that is gone),
 //! the site file and then the installed libraries decide (`site::likwid_client_numbering`).
 //!
@@ -104,17 +106,27 @@ fn read_maps(pid: i32) -> std::io::Result<Vec<u8>> {
     Ok(maps)
 }
 
+/// The numbering the mapped library of client `pid` names, with its path; else why not.
+/// Reading another process's maps needs PTRACE_MODE_READ (fs/proc/base.c): the same uid as a
+/// dumpable client, as the relay and the unprivileged daemon are, or CAP_SYS_PTRACE.
+pub fn numbering_from_maps(pid: i32) -> Result<(Numbering, String), String> {
+    match read_maps(pid).map(|maps| numbering_in_maps(&maps)) {
+        Ok(Verdict::Mapped(n, path)) => Ok((n, path)),
+        Ok(Verdict::NoLibrary) => Err("it maps no liblikwid.so.5.N (a static build?)".to_string()),
+        Ok(Verdict::Unclear(why)) => Err(why),
+        Err(e) => Err(format!("cannot read /proc/{pid}/maps: {e}")),
+    }
+}
+
 /// The numbering for the client `pid`: from its mapped library, else `fallback` (the site
 /// file's or the installed library's, with what decided it). Logs which source decided.
 pub fn numbering_for_client(pid: i32, fallback: &(Numbering, String)) -> Numbering {
-    let why_not = match read_maps(pid).map(|maps| numbering_in_maps(&maps)) {
-        Ok(Verdict::Mapped(n, path)) => {
+    let why_not = match numbering_from_maps(pid) {
+        Ok((n, path)) => {
             log::info!("client pid {pid} speaks LIKWID {} PCI device numbering: it has {path} mapped", n.label());
             return n;
         }
-        Ok(Verdict::NoLibrary) => "it maps no liblikwid.so.5.N (a static build?)".to_string(),
-        Ok(Verdict::Unclear(why)) => why,
-        Err(e) => format!("cannot read /proc/{pid}/maps: {e}"),
+        Err(why) => why,
     };
     let (n, source) = fallback;
     log::info!("client pid {pid} gets LIKWID {} PCI device numbering from {source}: {why_not}", n.label());

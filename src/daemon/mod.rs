@@ -12,7 +12,6 @@ mod session;
 mod syslog;
 mod workers;
 
-pub(crate) use client_library::numbering_for_client;
 pub use privilege::effective_capabilities;
 pub use relay::SERVICE_SOCKET_ENV;
 pub use serve::{serve, Ended, Peer};

@@ -6,13 +6,20 @@
 //! service's one-byte answer and exits. The service then speaks LIKWID's wire on that socket,
 //! authorised by the socket's own peer credentials. Nothing here needs a privilege.
 //!
+//! The hello's argument is the client's PCI numbering, read here from the client's
+//! `/proc/<pid>/maps` (which `liblikwid.so.5.N` it mapped, `client_library.rs`), so that the
+//! service needs no CAP_SYS_PTRACE: the relay runs as the client's uid (it checks the peer's
+//! uid), and LIKWID's client is dumpable, so PTRACE_MODE_READ (fs/proc/base.c) lets it read.
+//!
 //! Every wait is bounded; the socket path is gone however the relay ends; every failure is in
 //! syslog and the exit status (LIKWID's client then sees its connection close).
 
 use super::checked_peer;
+use super::client_library::numbering_from_maps;
 use super::compat::{accept_one, listen_on, Unlink};
 use super::privilege::effective_capabilities;
 use crate::error::StartError;
+use crate::policy::pci::Numbering;
 use crate::root::ROOT_ENV;
 use crate::service::protocol::Hello;
 use crate::service::protocol::SOCKET_PATH;
@@ -113,11 +120,16 @@ fn connect_service(path: &Path) -> Result<UnixStream, StartError> {
 
 /// Sends the hand-over hello with the client's socket attached, in one sendmsg (the protocol
 /// says one), and returns the service's answer: 0 taken over, else a positive errno.
-fn hand_over(service: &mut UnixStream, client: &UnixStream, path: &Path) -> Result<u8, StartError> {
+fn hand_over(
+    service: &mut UnixStream,
+    client: &UnixStream,
+    numbering: Option<Numbering>,
+    path: &Path,
+) -> Result<u8, StartError> {
     let what = |w: &str| format!("{w} the service at {}", path.display());
     service.set_write_timeout(Some(CONNECT_TIMEOUT)).map_err(io_error(what("timeout on")))?;
     service.set_read_timeout(Some(ANSWER_TIMEOUT)).map_err(io_error(what("timeout on")))?;
-    let hello = Hello::HandOver.encode();
+    let hello = Hello::HandOver(numbering).encode();
     let fds = [client.as_raw_fd()];
     let sent = sendmsg::<()>(
         service.as_raw_fd(),
@@ -152,8 +164,19 @@ fn relay(service_path: &Path, real_uid: u32) -> Result<(), StartError> {
     // The socket is ours and 0600; only root could have connected besides us. The service
     // checks this again (it trusts no relay).
     let peer = checked_peer(&client, real_uid)?;
+    // Unknown (0 on the wire) when the maps do not tell: the service's fallback decides then.
+    let numbering = match numbering_from_maps(peer.pid) {
+        Ok((n, path)) => {
+            log::debug!("LIKWID client pid {} speaks LIKWID {} PCI device numbering: {path}", peer.pid, n.label());
+            Some(n)
+        }
+        Err(why) => {
+            log::debug!("LIKWID client pid {}: numbering left to the service: {why}", peer.pid);
+            None
+        }
+    };
     let mut service = connect_service(service_path)?;
-    match hand_over(&mut service, &client, service_path)? {
+    match hand_over(&mut service, &client, numbering, service_path)? {
         0 => {
             log::debug!("handed LIKWID client pid {} (uid {}) to the service", peer.pid, peer.uid);
             Ok(())
@@ -191,8 +214,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn handover_hello_is_mode_2_version_1_argument_0() {
-        assert_eq!(Hello::HandOver.encode(), *b"LKAS\x01\x02\x00\x00");
+    fn handover_hello_is_mode_2_version_1_with_the_numbering_code() {
+        assert_eq!(Hello::HandOver(None).encode(), *b"LKAS\x01\x02\x00\x00");
+        assert_eq!(Hello::HandOver(Some(Numbering::Likwid52)).encode(), *b"LKAS\x01\x02\x02\x05");
     }
 
     #[test]

@@ -100,7 +100,7 @@ pub fn handle(service: &Service, mut stream: UnixStream, peer: Peer) {
             return;
         }
     };
-    if !fds.is_empty() && hello != Hello::HandOver {
+    if !fds.is_empty() && !matches!(hello, Hello::HandOver(_)) {
         let why =
             format!("closed connection of uid {} pid {}: descriptors sent with a {hello:?} hello", peer.uid, peer.pid);
         service.log.warn(peer.uid, &why);
@@ -108,7 +108,7 @@ pub fn handle(service: &Service, mut stream: UnixStream, peer: Peer) {
     }
     match hello {
         Hello::Session(numbering) => library_session(service, stream, &peer, numbering),
-        Hello::HandOver => hand_over(service, stream, &peer, fds),
+        Hello::HandOver(numbering) => hand_over(service, stream, &peer, fds, numbering),
         Hello::Admin => admin(service, stream, &peer, deadline),
     }
 }
@@ -229,8 +229,47 @@ fn connected_unix_stream(sock: &UnixStream) -> Result<(), String> {
     Ok(())
 }
 
+/// The handed-over client's PCI numbering: the relay's claim, else the site file's or the
+/// installed library's.
+///
+/// Trusting the relay's claim is safe. The relay runs as the client's own uid (hand_over checks),
+/// and could as well have connected itself and sent any numbering in a mode 1 hello. The
+/// numbering only names devices (which `PciDeviceIndex` is which unit): every device and
+/// register is still checked by its type's rules and by what service.conf grants the client
+/// (the same argument as for the daemon's numbering argument, src/daemon/mod.rs parse_args).
+/// A wrong claim can only make the client's own tool misread its own counters.
+fn handed_numbering(service: &Service, peer: &Peer, relay_peer: &Peer, claim: Option<Numbering>) -> Numbering {
+    match claim {
+        Some(n) => {
+            log::info!(
+                "client pid {} speaks LIKWID {} PCI device numbering: its relay (pid {}) found it in the client's maps",
+                peer.pid,
+                n.label(),
+                relay_peer.pid
+            );
+            n
+        }
+        None => {
+            let (n, source) = &service.fallback_numbering;
+            log::info!(
+                "client pid {} gets LIKWID {} PCI device numbering from {source}: its relay (pid {}) sent none",
+                peer.pid,
+                n.label(),
+                relay_peer.pid
+            );
+            *n
+        }
+    }
+}
+
 /// Mode 2: the relay's hand-over of a LIKWID client's socket.
-fn hand_over(service: &Service, mut relay: UnixStream, relay_peer: &Peer, mut fds: Vec<OwnedFd>) {
+fn hand_over(
+    service: &Service,
+    mut relay: UnixStream,
+    relay_peer: &Peer,
+    mut fds: Vec<OwnedFd>,
+    claim: Option<Numbering>,
+) {
     let answer = |relay: &mut UnixStream, errno: u8| {
         let _ = relay.write_all(&[errno]);
     };
@@ -256,7 +295,7 @@ fn hand_over(service: &Service, mut relay: UnixStream, relay_peer: &Peer, mut fd
         refusal(service, relay_peer, "hand-over", &why);
         return answer(&mut relay, libc::EACCES as u8);
     }
-    let numbering = crate::daemon::numbering_for_client(peer.pid, &service.fallback_numbering);
+    let numbering = handed_numbering(service, &peer, relay_peer, claim);
     let Ok(admitted) = admit(service, &client, &peer, numbering, "LIKWID") else {
         return answer(&mut relay, libc::EACCES as u8);
     };

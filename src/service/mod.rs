@@ -1,8 +1,8 @@
 //! `likwid-accessD --service`: one root-started service per node instead of a setuid daemon
 //! per user. It opens the device files once, listens on `/run/likwid-access/socket` (0666:
 //! authorisation is per connection, from the kernel's peer credentials and `service.conf`),
-//! keeps only CAP_SYS_PTRACE (to read a LIKWID client's `/proc/<pid>/maps` for its PCI
-//! numbering, as the daemon does; PTRACE_MODE_READ, fs/proc/base.c), and serves every client
+//! keeps no capability after that (a LIKWID client's PCI numbering comes from the relay,
+//! which reads the client's maps as the client's own uid), and serves every client
 //! on a thread of its own. Sessions write only on their cgroup's CPUs, never on a CPU another
 //! session programs, and are journaled on disk so even a SIGKILLed service restores at its
 //! next start.
@@ -40,14 +40,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// Connections at once, and per uid: a user who opens many cannot starve the others.
 const MAX_CONNECTIONS: usize = 1024;
 const MAX_PER_UID: usize = 128;
-/// CAP_SYS_PTRACE (linux/capability.h): the one capability kept after start.
-const CAP_SYS_PTRACE: u32 = 19;
 
 /// What every connection thread shares.
 pub struct Service {
     core: Mutex<Core>,
     config: Mutex<Arc<Loaded>>,
-    /// The numbering for a LIKWID client whose maps do not tell (site file, installed library).
+    /// The numbering for a LIKWID client whose relay does not tell (site file, installed library).
     fallback_numbering: (Numbering, String),
     lock_path: PathBuf,
     /// The cgroup file systems, for each client's cpuset.
@@ -158,13 +156,16 @@ fn replay_journals(core: &mut Core, dir: &Path, lock_path: &Path) {
     }
 }
 
-/// Drops every capability but CAP_SYS_PTRACE, for good, and sets no_new_privs.
+/// Drops every capability (permitted, effective, bounding), for good, and sets no_new_privs.
+/// Nothing after start needs one: the device files are open, the journal and socket are root's
+/// own files, cpusets and /proc/PID/cgroup and status are world-readable, and a relayed LIKWID
+/// client's numbering comes in its relay's hello.
 fn drop_capabilities() -> Result<(), String> {
-    let keep = 1u64 << CAP_SYS_PTRACE;
+    let keep = 0u64;
     match crate::sys::keep_only_capabilities(keep) {
         Ok(()) => {}
         // Started without CAP_SETPCAP (a unit that bounds it away): the bounding set is the
-        // unit's then; the working sets are still cut to the one kept.
+        // unit's then; the working sets are still emptied.
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
             log::warn!("cannot drop the bounding set or lock the securebits without CAP_SETPCAP: {e}");
             crate::sys::set_capabilities(keep).map_err(|e| format!("capset: {e}"))?;
@@ -244,7 +245,7 @@ pub fn run(secure: bool) -> ExitCode {
         return fail(format!("cannot block signals: {e}"));
     }
     log::info!(
-        "service listening on {SOCKET_PATH}: {} CPUs, {}, config {}, keeps CAP_SYS_PTRACE only",
+        "service listening on {SOCKET_PATH}: {} CPUs, {}, config {}, keeps no capability",
         core.sockets().len(),
         core.engine().policy().source,
         loaded.source

@@ -1,5 +1,12 @@
 //! The service socket's hello (shared with the relay and our library; see the README's
 //! "Service mode"): 8 bytes, `LKAS`, version 1, mode, a little-endian u16 argument. Pure.
+//!
+//! - mode 1, session (our library): argument = PCI numbering code (below).
+//! - mode 2, hand-over (the relay; one SCM_RIGHTS descriptor with the hello): argument = the
+//!   numbering code of the LIKWID client whose socket is handed over, as the relay read it
+//!   from the client's `/proc/<pid>/maps`, or 0 when it could not tell (then the site file or
+//!   the installed library decides, as for a client that maps no `liblikwid.so.5.N`).
+//! - mode 3, admin: argument 0, then one text line.
 
 use crate::policy::pci::Numbering;
 
@@ -21,8 +28,10 @@ const VERSION: u8 = 1;
 pub enum Hello {
     /// Our library: records plus our extensions, in this PCI numbering.
     Session(Numbering),
-    /// The relay hands over a LIKWID client's socket (SCM_RIGHTS with the hello).
-    HandOver,
+    /// The relay hands over a LIKWID client's socket (SCM_RIGHTS with the hello), with the PCI
+    /// numbering the relay read from that client's `/proc/<pid>/maps` (argument: the session's
+    /// codes), or None (argument 0: an older relay, or the maps did not tell).
+    HandOver(Option<Numbering>),
     /// `likwid-access service status|reset`: one line in, text lines out.
     Admin,
 }
@@ -53,7 +62,7 @@ impl Hello {
     pub fn encode(self) -> [u8; HELLO_LEN] {
         let (mode, arg) = match self {
             Hello::Session(n) => (MODE_SESSION, numbering_code(n)),
-            Hello::HandOver => (MODE_HAND_OVER, 0),
+            Hello::HandOver(n) => (MODE_HAND_OVER, n.map_or(0, numbering_code)),
             Hello::Admin => (MODE_ADMIN, 0),
         };
         let mut b = [0u8; HELLO_LEN];
@@ -77,9 +86,12 @@ impl Hello {
             (MODE_SESSION, code) => numbering_of_code(code)
                 .map(Hello::Session)
                 .ok_or_else(|| format!("unknown PCI numbering code {code:#06x}")),
-            (MODE_HAND_OVER, 0) => Ok(Hello::HandOver),
+            (MODE_HAND_OVER, 0) => Ok(Hello::HandOver(None)),
+            (MODE_HAND_OVER, code) => numbering_of_code(code)
+                .map(|n| Hello::HandOver(Some(n)))
+                .ok_or_else(|| format!("unknown PCI numbering code {code:#06x} in a hand-over")),
             (MODE_ADMIN, 0) => Ok(Hello::Admin),
-            (MODE_HAND_OVER | MODE_ADMIN, arg) => Err(format!("mode {} takes argument 0, not {arg}", b[5])),
+            (MODE_ADMIN, arg) => Err(format!("mode {} takes argument 0, not {arg}", b[5])),
             (mode, _) => Err(format!("unknown mode {mode}")),
         }
     }
@@ -95,12 +107,18 @@ mod tests {
             Hello::Session(Numbering::Likwid52),
             Hello::Session(Numbering::Likwid53),
             Hello::Session(Numbering::Likwid54),
-            Hello::HandOver,
+            Hello::HandOver(None),
+            Hello::HandOver(Some(Numbering::Likwid52)),
+            Hello::HandOver(Some(Numbering::Likwid53)),
+            Hello::HandOver(Some(Numbering::Likwid54)),
             Hello::Admin,
         ] {
             assert_eq!(Hello::decode(&h.encode()), Ok(h));
         }
-        assert_eq!(Hello::HandOver.encode(), *b"LKAS\x01\x02\x00\x00");
+        assert_eq!(Hello::HandOver(None).encode(), *b"LKAS\x01\x02\x00\x00");
+        assert_eq!(Hello::HandOver(Some(Numbering::Likwid54)).encode(), *b"LKAS\x01\x02\x04\x05");
+        // LIKWID 5.5's code, as our library may send it, is 5.4's numbering.
+        assert_eq!(Hello::decode(b"LKAS\x01\x02\x05\x05"), Ok(Hello::HandOver(Some(Numbering::Likwid54))));
         assert_eq!(Hello::Session(Numbering::Likwid52).encode(), *b"LKAS\x01\x01\x02\x05");
     }
 
@@ -111,7 +129,8 @@ mod tests {
             (*b"LKAS\x02\x01\x02\x05", "version 2"),
             (*b"LKAS\x01\x09\x00\x00", "unknown mode 9"),
             (*b"LKAS\x01\x01\x07\x05", "numbering code 0x0507"),
-            (*b"LKAS\x01\x02\x01\x00", "argument 0"),
+            (*b"LKAS\x01\x02\x01\x00", "numbering code 0x0001 in a hand-over"),
+            (*b"LKAS\x01\x02\x06\x05", "numbering code 0x0506 in a hand-over"),
             (*b"LKAS\x01\x03\x00\x01", "argument 0"),
         ] {
             let e = Hello::decode(&bytes).unwrap_err();
