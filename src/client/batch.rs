@@ -31,22 +31,23 @@ pub trait BatchSlot {
 }
 
 /// The record cpu of each operation, checked as HPMread checks (device, then thread), with the
-/// thread's half remembered for the last thread asked: a batch mostly repeats one thread.
+/// thread's half remembered for the last thread that passed it: a batch mostly repeats one
+/// thread. A thread that fails is asked again each time (rare, and the answer is the same).
 struct Addresser<'a> {
     machine: &'a Machine,
     added: &'a BTreeSet<HwThread>,
-    last: Option<(HwThread, Result<Socket, AccessError>)>,
+    last: Option<(HwThread, Socket)>,
 }
 
 impl Addresser<'_> {
     fn address(&mut self, o: &BatchOp) -> Result<u32, AccessError> {
         served(o.device)?;
-        let socket = match &self.last {
-            Some((thread, known)) if *thread == o.thread => known.clone()?,
+        let socket = match self.last {
+            Some((thread, socket)) if thread == o.thread => socket,
             _ => {
-                let known = self.machine.thread_socket(o.thread, Some(self.added));
-                self.last = Some((o.thread, known.clone()));
-                known?
+                let socket = self.machine.thread_socket(o.thread, Some(self.added))?;
+                self.last = Some((o.thread, socket));
+                socket
             }
         };
         Ok(Machine::cpu_of(o.thread, socket, o.device))
