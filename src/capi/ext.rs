@@ -54,38 +54,36 @@ pub unsafe extern "C" fn HPMbatch(ops: *mut HPMBatchOp, count: u32) -> i32 {
         }
         // SAFETY: non-NULL, and the caller promises `count` valid, writable elements.
         let ops = unsafe { std::slice::from_raw_parts_mut(ops, count as usize) };
-        let parsed: Vec<Result<BatchOp, AccessError>> = ops
-            .iter()
-            .map(|o| {
-                let op = match o.op {
-                    HPM_BATCH_READ => Op::Read,
-                    HPM_BATCH_WRITE => Op::Write(o.data),
-                    other => return Err(AccessError::BadOperation(other)),
-                };
-                Ok(BatchOp { thread: HwThread(o.cpu), device: DeviceIndex(o.dev), reg: o.reg, op })
-            })
-            .collect();
-        let results = match client::batch(&parsed) {
-            Ok(results) => results,
-            Err(e) => return fail(&e),
-        };
-        let mut failed = 0;
-        for (o, result) in ops.iter_mut().zip(results) {
-            o.result = match result {
-                Ok(value) => {
-                    if o.op == HPM_BATCH_READ {
-                        o.data = value;
-                    }
-                    0
-                }
-                Err(e) => {
-                    failed += 1;
-                    fail(&e)
-                }
-            };
+        if let Err(e) = client::batch(ops) {
+            return fail(&e);
         }
-        failed
+        // Every operation was given its result: 0 or a negative errno.
+        ops.iter().filter(|o| o.result != 0).count() as i32
     })
+}
+
+/// The caller's operations are read and answered in place (no copy of the batch).
+impl client::BatchSlot for HPMBatchOp {
+    fn op(&self) -> Result<BatchOp, AccessError> {
+        let op = match self.op {
+            HPM_BATCH_READ => Op::Read,
+            HPM_BATCH_WRITE => Op::Write(self.data),
+            other => return Err(AccessError::BadOperation(other)),
+        };
+        Ok(BatchOp { thread: HwThread(self.cpu), device: DeviceIndex(self.dev), reg: self.reg, op })
+    }
+
+    fn finish(&mut self, result: Result<u64, AccessError>) {
+        self.result = match result {
+            Ok(value) => {
+                if self.op == HPM_BATCH_READ {
+                    self.data = value;
+                }
+                0
+            }
+            Err(e) => fail(&e),
+        };
+    }
 }
 
 /// The pid of the likwid-accessD serving this process (for monitoring: its memory, its

@@ -1,10 +1,17 @@
 //! Batches: many accesses, one round trip to our daemon (one call to the engine in direct
 //! mode), each with its own result. Against LIKWID's daemon they fall back to single records.
+//!
+//! The caller's operations are read in place (`BatchSlot`) and the results written back in
+//! place: the records go straight into the connection's reused send buffer and the replies are
+//! decoded straight into the caller's slots, so a batch allocates nothing per operation (a
+//! batch of 1024 costs a few hundred instructions per read otherwise, issue 14).
 
+use super::machine::{served, Machine};
 use super::{daemon_access, reply_result, request, with_state, Backend, State};
 use crate::engine::Op;
 use crate::error::AccessError;
-use crate::wire::{self, DeviceIndex, HwThread, Record};
+use crate::wire::{self, DeviceIndex, HwThread, Record, Socket, RECORD_LEN};
+use std::collections::BTreeSet;
 
 /// One access of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,42 +22,101 @@ pub struct BatchOp {
     pub op: Op,
 }
 
-impl State {
-    /// The accesses that passed the client's checks, as (record cpu, operation), in order:
-    /// one result each.
-    fn run(&mut self, todo: &[(u32, BatchOp)]) -> Result<Vec<Result<u64, AccessError>>, AccessError> {
-        if todo.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.start()?;
-        Ok(match self.backend.as_mut().expect("started") {
-            Backend::Direct(engine) => {
-                todo.iter().map(|(cpu, o)| engine.execute(*cpu, o.device.0, o.reg, o.op)).collect()
+/// One operation of a batch as the caller holds it (HPMbatch's HPMBatchOp).
+pub trait BatchSlot {
+    /// The access, or why the caller's operation is not one (it keeps that error).
+    fn op(&self) -> Result<BatchOp, AccessError>;
+    /// Takes the access's result, as HPMread/HPMwrite would return it.
+    fn finish(&mut self, result: Result<u64, AccessError>);
+}
+
+/// The record cpu of each operation, checked as HPMread checks (device, then thread), with the
+/// thread's half remembered for the last thread that passed it: a batch mostly repeats one
+/// thread. A thread that fails is asked again each time (rare, and the answer is the same).
+struct Addresser<'a> {
+    machine: &'a Machine,
+    added: &'a BTreeSet<HwThread>,
+    last: Option<(HwThread, Socket)>,
+}
+
+impl Addresser<'_> {
+    fn address(&mut self, o: &BatchOp) -> Result<u32, AccessError> {
+        served(o.device)?;
+        let socket = match self.last {
+            Some((thread, socket)) if thread == o.thread => socket,
+            _ => {
+                let socket = self.machine.thread_socket(o.thread, Some(self.added))?;
+                self.last = Some((o.thread, socket));
+                socket
             }
-            Backend::Daemon(conn) if conn.batches() => {
-                let requests: Vec<Record> = todo.iter().map(|(cpu, o)| request(o.op, *cpu, o.device, o.reg)).collect();
-                conn.batch(&requests)?.iter().map(reply_result).collect()
-            }
-            Backend::Daemon(conn) => {
-                todo.iter().map(|(cpu, o)| daemon_access(conn, *cpu, o.device, o.reg, o.op)).collect()
-            }
-        })
+        };
+        Ok(Machine::cpu_of(o.thread, socket, o.device))
+    }
+
+    /// The operation of `slot` with its record cpu, or the error it gets.
+    fn resolve(&mut self, slot: &impl BatchSlot) -> Result<(u32, BatchOp), AccessError> {
+        let o = slot.op()?;
+        Ok((self.address(&o)?, o))
     }
 }
 
-/// Executes `ops` in order; an operation that is already an error (the caller could not make
-/// one of it) keeps that error. The outer error is for the batch as a whole (too large, daemon
-/// gone), the inner ones per operation, as HPMread/HPMwrite would return them.
-pub fn batch(ops: &[Result<BatchOp, AccessError>]) -> Result<Vec<Result<u64, AccessError>>, AccessError> {
-    if ops.len() > wire::MAX_BATCH as usize {
-        return Err(AccessError::TooBig(ops.len()));
+/// Executes the operations of `slots` in order and gives each its result (in order); an
+/// operation the caller could not make keeps its error. The returned error is for the batch as
+/// a whole (too large, daemon gone): then no slot has been given a result.
+pub fn batch<S: BatchSlot>(slots: &mut [S]) -> Result<(), AccessError> {
+    if slots.len() > wire::MAX_BATCH as usize {
+        return Err(AccessError::TooBig(slots.len()));
     }
-    with_state(|s| {
-        // Each operation's record cpu, or why it has none (checked as HPMread checks).
-        let addressed: Vec<Result<(u32, BatchOp), AccessError>> =
-            ops.iter().map(|o| o.clone().and_then(|o| s.address(o.thread, o.device).map(|cpu| (cpu, o)))).collect();
-        let todo: Vec<(u32, BatchOp)> = addressed.iter().filter_map(|a| a.as_ref().ok().copied()).collect();
-        let mut done = s.run(&todo)?.into_iter();
-        Ok(addressed.into_iter().map(|a| a.and_then(|_| done.next().expect("one result per access"))).collect())
-    })
+    with_state(|s| s.batch(slots))
+}
+
+impl State {
+    fn batch<S: BatchSlot>(&mut self, slots: &mut [S]) -> Result<(), AccessError> {
+        // Nothing is started for a batch none of whose operations passes the client's checks.
+        let mut at = Addresser { machine: &self.machine, added: &self.added, last: None };
+        if !slots.iter().any(|slot| at.resolve(slot).is_ok()) {
+            let mut at = Addresser { machine: &self.machine, added: &self.added, last: None };
+            for slot in slots.iter_mut() {
+                if let Err(e) = at.resolve(slot) {
+                    slot.finish(Err(e));
+                }
+            }
+            return Ok(());
+        }
+        self.start()?;
+        let mut at = Addresser { machine: &self.machine, added: &self.added, last: None };
+        match self.backend.as_mut().expect("started") {
+            Backend::Direct(engine) => {
+                for slot in slots.iter_mut() {
+                    let result = at.resolve(slot).and_then(|(cpu, o)| engine.execute(cpu, o.device.0, o.reg, o.op));
+                    slot.finish(result);
+                }
+            }
+            Backend::Daemon(conn) if conn.batches() => {
+                let out = conn.batch_buffer();
+                for slot in slots.iter() {
+                    if let Ok((cpu, o)) = at.resolve(slot) {
+                        out.extend_from_slice(&request(o.op, cpu, o.device, o.reg).encode());
+                    }
+                }
+                let replies = conn.send_batch()?;
+                let mut replies = replies.chunks_exact(RECORD_LEN);
+                let mut at = Addresser { machine: at.machine, added: at.added, last: None };
+                for slot in slots.iter_mut() {
+                    let result = at.resolve(slot).and_then(|_| {
+                        let reply = replies.next().expect("one reply per request");
+                        reply_result(&Record::decode(reply.try_into().expect("a record")))
+                    });
+                    slot.finish(result);
+                }
+            }
+            Backend::Daemon(conn) => {
+                for slot in slots.iter_mut() {
+                    let result = at.resolve(slot).and_then(|(cpu, o)| daemon_access(conn, cpu, o.device, o.reg, o.op));
+                    slot.finish(result);
+                }
+            }
+        }
+        Ok(())
+    }
 }

@@ -24,6 +24,10 @@ pub struct Connection {
     flavor: Flavor,
     /// Set once the channel failed: later calls fail fast with the same reason.
     broken: Option<String>,
+    /// A batch's request frame and its replies, kept from batch to batch: no allocation per
+    /// batch once the largest has been seen.
+    out: Vec<u8>,
+    replies: Vec<u8>,
 }
 
 /// Sends all of `buf` with MSG_NOSIGNAL: a dead peer gives EPIPE, never SIGPIPE.
@@ -56,7 +60,17 @@ impl Connection {
             Ok((stream, cpus, flavor)) => {
                 let _ = stream.set_read_timeout(Some(REPLY_TIMEOUT));
                 let _ = stream.set_write_timeout(Some(REPLY_TIMEOUT));
-                Ok((Connection { stream, child: Some(child), flavor, broken: None }, cpus))
+                Ok((
+                    Connection {
+                        stream,
+                        child: Some(child),
+                        flavor,
+                        broken: None,
+                        out: Vec::new(),
+                        replies: Vec::new(),
+                    },
+                    cpus,
+                ))
             }
             Err(e) => {
                 reap(&mut child);
@@ -69,7 +83,14 @@ impl Connection {
     pub fn to_service(stream: UnixStream, capabilities: u64) -> Connection {
         let _ = stream.set_read_timeout(Some(REPLY_TIMEOUT));
         let _ = stream.set_write_timeout(Some(REPLY_TIMEOUT));
-        Connection { stream, child: None, flavor: Flavor::Ours { capabilities }, broken: None }
+        Connection {
+            stream,
+            child: None,
+            flavor: Flavor::Ours { capabilities },
+            broken: None,
+            out: Vec::new(),
+            replies: Vec::new(),
+        }
     }
 
     /// The process serving this connection: the daemon we spawned, or for LIKWID's daemon,
@@ -103,19 +124,31 @@ impl Connection {
         matches!(self.flavor, Flavor::Ours { capabilities } if capabilities & wire::CAP_BATCH != 0)
     }
 
-    /// Many requests, one round trip: replies come back in request order.
-    pub fn batch(&mut self, reqs: &[Record]) -> Result<Vec<Record>, AccessError> {
+    /// The frame of the next batch, emptied: the caller appends the request records (encoded)
+    /// and calls `send_batch`.
+    pub fn batch_buffer(&mut self) -> &mut Vec<u8> {
+        self.out.clear();
+        self.out.extend_from_slice(&[0u8; RECORD_LEN]); // the header, written by send_batch
+        &mut self.out
+    }
+
+    /// Sends the requests appended to `batch_buffer` in one frame and returns their replies,
+    /// in request order, each checked to answer its request (cpu, register, type).
+    pub fn send_batch(&mut self) -> Result<&[u8], AccessError> {
         if let Some(why) = &self.broken {
             return Err(AccessError::Channel(why.clone()));
         }
-        let count = u32::try_from(reqs.len()).ok().filter(|n| *n <= wire::MAX_BATCH);
-        let count = count
-            .ok_or_else(|| AccessError::Channel(format!("batch of {} exceeds {}", reqs.len(), wire::MAX_BATCH)))?;
-        let mut frame = wire::batch_header(count, wire::ERR_OPENFAIL).encode().to_vec();
-        frame.extend_from_slice(&wire::encode_records(reqs));
-        let result = send_all(&self.stream, &frame).and_then(|()| {
+        let len = self.out.len() - RECORD_LEN;
+        let count = u32::try_from(len / RECORD_LEN).ok().filter(|n| *n <= wire::MAX_BATCH);
+        let count = count.ok_or_else(|| {
+            AccessError::Channel(format!("batch of {} exceeds {}", len / RECORD_LEN, wire::MAX_BATCH))
+        })?;
+        self.out[..RECORD_LEN].copy_from_slice(&wire::batch_header(count, wire::ERR_OPENFAIL).encode());
+        let replies = &mut self.replies;
+        let stream = &self.stream;
+        let result = send_all(stream, &self.out).and_then(|()| {
             let mut header = [0u8; RECORD_LEN];
-            (&self.stream).read_exact(&mut header)?;
+            (&*stream).read_exact(&mut header)?;
             let header = Record::decode(&header);
             if header.kind == wire::Kind::Batch.code()
                 && header.cpu == 0
@@ -123,23 +156,31 @@ impl Connection {
                 && header.errorcode == wire::ERR_RWFAIL
             {
                 // The daemon had no memory for the batch and read past it: the channel is fine.
-                return Ok(None);
+                return Ok(false);
             }
             if header.kind != wire::Kind::Batch.code() || header.cpu != count || header.errorcode != wire::ERR_NOERROR {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, "batch reply header does not match"));
             }
-            let mut body = vec![0u8; reqs.len() * RECORD_LEN];
-            (&self.stream).read_exact(&mut body)?;
-            Ok(Some(wire::decode_records(&body)))
+            // Every byte is overwritten by the read; resize only zeroes what it adds.
+            replies.resize(len, 0);
+            (&*stream).read_exact(replies)?;
+            Ok(true)
         });
+        // A reply answers its request when cpu and register (bytes 0..8) and type (20..24)
+        // are the request's.
+        let answers = |(a, q): (&[u8], &[u8])| a[..8] == q[..8] && a[20..24] == q[20..24];
         match result {
-            Ok(None) => Err(AccessError::ReadWrite(libc::ENOMEM)),
-            Ok(Some(replies))
-                if replies.iter().zip(reqs).all(|(a, q)| a.cpu == q.cpu && a.reg == q.reg && a.kind == q.kind) =>
+            Ok(false) => Err(AccessError::ReadWrite(libc::ENOMEM)),
+            Ok(true)
+                if self
+                    .replies
+                    .chunks_exact(RECORD_LEN)
+                    .zip(self.out[RECORD_LEN..].chunks_exact(RECORD_LEN))
+                    .all(answers) =>
             {
-                Ok(replies)
+                Ok(&self.replies)
             }
-            Ok(_) => Err(self.fail("batch replies do not match the requests".into())),
+            Ok(true) => Err(self.fail("batch replies do not match the requests".into())),
             Err(e) => Err(self.fail(describe(&e))),
         }
     }

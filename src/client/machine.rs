@@ -64,6 +64,17 @@ impl Machine {
         added: Option<&BTreeSet<HwThread>>,
     ) -> Result<u32, AccessError> {
         served(device)?;
+        let socket = self.thread_socket(thread, added)?;
+        Ok(Machine::cpu_of(thread, socket, device))
+    }
+
+    /// The thread half of `record_cpu`'s checks (after the device's): its socket, or why the
+    /// thread cannot be used. It depends on the thread alone, so a batch asks once per thread.
+    pub(crate) fn thread_socket(
+        &self,
+        thread: HwThread,
+        added: Option<&BTreeSet<HwThread>>,
+    ) -> Result<Socket, AccessError> {
         let socket = match self.socket(thread) {
             Some(socket) => socket,
             None if self.0.is_empty() && added.is_some() => return Err(AccessError::NotAdded),
@@ -72,7 +83,16 @@ impl Machine {
         if added.is_some_and(|added| !added.contains(&thread)) {
             return Err(AccessError::NotAdded);
         }
-        Ok(if device.is_msr() { thread.0 } else { socket.0 })
+        Ok(socket)
+    }
+
+    /// The record's `cpu` once both halves passed: the thread for MSRs, its socket otherwise.
+    pub(crate) fn cpu_of(thread: HwThread, socket: Socket, device: DeviceIndex) -> u32 {
+        if device.is_msr() {
+            thread.0
+        } else {
+            socket.0
+        }
     }
 }
 

@@ -12,7 +12,7 @@ pub mod sessions;
 pub use service::in_use as service_in_use;
 mod turnstile;
 
-pub use batch::{batch, BatchOp};
+pub use batch::{batch, BatchOp, BatchSlot};
 pub(crate) use handshake::read_greeting;
 
 /// The PciDeviceIndex numbering of our header (LIKWID 5.2's, as Debian ships), which our
