@@ -149,7 +149,7 @@ fn assert_no_socket_left(relay_pid: i32) {
     assert!(!Path::new(&path).exists(), "{path} left behind");
 }
 
-/// LIKWID 5's 32-byte record: cpu, reg, data, device, type, errorcode (facts §1).
+/// LIKWID 5's 32-byte record: cpu, reg, data, device, type, errorcode (LIKWID 5.5.1 src/includes/access_client_types.h, AccessDataRecord).
 fn record(cpu: u32, reg: u32, data: u64, device: i32, kind: i32, code: i32) -> [u8; 32] {
     let mut r = [0u8; 32];
     r[0..4].copy_from_slice(&cpu.to_le_bytes());

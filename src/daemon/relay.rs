@@ -1,6 +1,7 @@
 //! The relay (issue 11, item 5): unmodified LIKWID execs `likwid-accessD` with no arguments
-//! (facts §2). When that binary has no privilege to open the msr devices (no setuid bit, no
-//! file capability) and the service listens on its socket, it serves nothing itself: it binds
+//! (LIKWID 5.5.1 src/access_client.c, access_client_startDaemon). When that binary has no
+//! privilege to open the msr devices (no setuid bit, no file capability) and the service
+//! listens on its socket, it serves nothing itself: it binds
 //! `/tmp/likwid-<pid>` as LIKWID's daemon does, accepts the one client, hands the accepted
 //! socket to the service (hello mode 2, the descriptor attached with SCM_RIGHTS), reads the
 //! service's one-byte answer and exits. The service then speaks LIKWID's wire on that socket,

@@ -80,7 +80,7 @@ read -ra runs <<<"${EDGE_RUNS:-zen3:CLOCK skx:MEM}"
 for r in "${runs[@]}"; do
     cpu=${r%%:*} h=$inst/host-${r%%:*}
     [[ -d $h ]] || "$rel/likwid-access" sim "$h" --cpu "$cpu" --cpus 2 >/dev/null
-    # LIKWID believes it runs on the simulated CPU (facts §2: topology file, made as
+    # LIKWID believes it runs on the simulated CPU (a topology file it reads instead of probing, made as
     # tests/likwid/harness.sh makes it from tests/likwid/cpus.txt's row).
     read -r _ intel perf_version perf_num_ctr perf_num_fixed stepping _ < <(awk -v c="$cpu" '$1 == c' "$here/../likwid/cpus.txt")
     family=$(awk -F: '/^cpu family/ { print $2 + 0; exit }' "$h/proc/cpuinfo")
@@ -170,7 +170,7 @@ unshare -m --propagation private bash -euo pipefail -c '
     stop_service() { kill -TERM "$spid"; wait "$spid" || bad "service exit $? at SIGTERM"; spid=; }
 
     # 1. Unmodified LIKWID through the relay: our installed likwid-accessD is first on PATH
-    #    (LIKWID runs `which likwid-accessD`, facts §2) and has no privilege.
+    #    (LIKWID finds its daemon with `which likwid-accessD`) and has no privilege.
     regs() { python3 "$root/tests/likwid/regstore.py" dump "$1"; }
     for r in "${runs[@]}"; do
         cpu=${r%%:*} group=${r#*:} h=$inst/host-${r%%:*}
