@@ -64,28 +64,7 @@ pub fn close_fds_from(first: u32) -> io::Result<()> {
 /// Empties the permitted, effective and inheritable capability sets (which also empties the
 /// ambient set). Dropping capabilities never needs a privilege.
 pub fn clear_capabilities() -> io::Result<()> {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: i32,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy, Default)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-    let mut header = Header { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
-    let data = [Data::default(); 2];
-    // SAFETY: header and data match the kernel's __user_cap_header_struct and the two
-    // __user_cap_data_struct that version 3 takes; both outlive the call.
-    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    set_capabilities(0)
 }
 
 /// `Mmm dd hh:mm:ss` in UTC, the timestamp syslog records carry (RFC 3164). Not local time:
@@ -186,8 +165,8 @@ pub fn set_capabilities(keep: u64) -> io::Result<()> {
         Data { effective: low, permitted: low, inheritable: 0 },
         Data { effective: high, permitted: high, inheritable: 0 },
     ];
-    // SAFETY: as in clear_capabilities: the kernel's version-3 header and two data structs,
-    // both alive for the call.
+    // SAFETY: header and data match the kernel's __user_cap_header_struct and the two
+    // __user_cap_data_struct that version 3 takes; both outlive the call.
     let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) };
     if rc != 0 {
         return Err(io::Error::last_os_error());

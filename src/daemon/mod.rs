@@ -12,6 +12,8 @@ mod session;
 mod syslog;
 mod workers;
 
+pub(crate) use serve::{drain, read_record};
+
 pub use privilege::effective_capabilities;
 pub use relay::SERVICE_SOCKET_ENV;
 pub use serve::{serve, Ended, Peer};

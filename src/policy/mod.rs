@@ -11,6 +11,7 @@
 
 mod cpu;
 mod cpuinfo;
+pub mod cpulist;
 pub mod discovery;
 mod memo;
 pub mod pci;

@@ -3,39 +3,13 @@
 
 use super::core::{End, SessionId};
 use super::Service;
+use crate::daemon::{drain, read_record};
 use crate::wire::{self, Record, RECORD_LEN};
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 
 /// Requests answered per turn at the core's lock: bounds how long a large batch holds up others.
 const TURN: usize = 64;
-
-/// Reads one record; `Ok(None)` on a clean EOF before its first byte.
-fn read_record(stream: &mut UnixStream) -> io::Result<Option<Record>> {
-    let mut buf = [0u8; RECORD_LEN];
-    let mut got = 0;
-    while got < RECORD_LEN {
-        match stream.read(&mut buf[got..]) {
-            Ok(0) if got == 0 => return Ok(None),
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(Some(Record::decode(&buf)))
-}
-
-/// Reads and discards `len` bytes, keeping the channel in step without a buffer for them.
-fn drain(stream: &mut UnixStream, mut len: usize) -> io::Result<()> {
-    let mut scrap = [0u8; 4096];
-    while len > 0 {
-        let n = len.min(scrap.len());
-        stream.read_exact(&mut scrap[..n])?;
-        len -= n;
-    }
-    Ok(())
-}
 
 /// A batch (our extension): read whole (the client sends it all before it reads), then
 /// answered a turn at a time, each turn's replies sent after the core's lock is released.

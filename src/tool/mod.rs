@@ -160,42 +160,15 @@ fn parse_register(text: &str) -> Result<u32, Failure> {
     u32::try_from(value).map_err(|_| Failure::Usage(format!("register `{text}` is wider than 32 bits")))
 }
 
-/// `0,2-5,7` → [0, 2, 3, 4, 5, 7]: what `--cpu` (and sim's `--cpu-list`) take.
+/// `0,2-5,7` → [0, 2, 3, 4, 5, 7]: what `--cpu` (and sim's `--cpu-list`) take; not empty.
 fn parse_cpu_list(text: &str) -> Result<Vec<u32>, Failure> {
-    let bad = || Failure::Usage(format!("CPU list `{text}`: want a list like 0,2-5"));
-    let mut cpus = Vec::new();
-    for part in text.split(',') {
-        let (first, last) = match part.split_once('-') {
-            Some((a, b)) => (a.trim().parse::<u32>().map_err(|_| bad())?, b.trim().parse::<u32>().map_err(|_| bad())?),
-            None => {
-                let n = part.trim().parse::<u32>().map_err(|_| bad())?;
-                (n, n)
-            }
-        };
-        if last < first || last - first >= 1 << 16 {
-            return Err(bad());
-        }
-        cpus.extend(first..=last);
+    match crate::policy::cpulist::parse(text) {
+        Some(cpus) if !cpus.is_empty() => Ok(cpus),
+        _ => Err(Failure::Usage(format!("CPU list `{text}`: want a list like 0,2-5"))),
     }
-    cpus.sort_unstable();
-    cpus.dedup();
-    Ok(cpus)
 }
 
-/// [0, 1, 2, 5] → `0-2,5`.
-fn format_cpu_list(cpus: &[u32]) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < cpus.len() {
-        let mut j = i;
-        while j + 1 < cpus.len() && cpus[j + 1] == cpus[j] + 1 {
-            j += 1;
-        }
-        parts.push(if i == j { cpus[i].to_string() } else { format!("{}-{}", cpus[i], cpus[j]) });
-        i = j + 1;
-    }
-    parts.join(",")
-}
+use crate::policy::cpulist::format as format_cpu_list;
 
 /// The session's hardware threads as the numbers `--cpu` takes.
 fn thread_numbers(session: &OwnDaemon) -> Vec<u32> {
