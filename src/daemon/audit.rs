@@ -10,29 +10,57 @@ use std::time::Instant;
 const BURST: f64 = 20.0;
 const PER_SECOND: f64 = 5.0;
 
-pub struct Audit {
-    peer: Peer,
+/// A log rate limit (token bucket): `burst` records at once, then `per_second`; counts what it
+/// dropped so the next record admitted can say so.
+pub(crate) struct TokenBucket {
+    burst: f64,
+    per_second: f64,
     tokens: f64,
     last: Instant,
     suppressed: u64,
 }
 
-impl Audit {
-    pub fn new(peer: Peer) -> Audit {
-        Audit { peer, tokens: BURST, last: Instant::now(), suppressed: 0 }
+impl TokenBucket {
+    pub(crate) fn new(burst: f64, per_second: f64) -> TokenBucket {
+        TokenBucket { burst, per_second, tokens: burst, last: Instant::now(), suppressed: 0 }
     }
 
-    fn admit(&mut self) -> bool {
+    /// Some(records dropped since the last one admitted) when a record may be logged now.
+    pub(crate) fn admit(&mut self) -> Option<u64> {
         let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * PER_SECOND).min(BURST);
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.per_second).min(self.burst);
         self.last = now;
         if self.tokens < 1.0 {
             self.suppressed += 1;
-            return false;
+            return None;
         }
         self.tokens -= 1.0;
-        self.summary();
-        true
+        Some(self.take_suppressed())
+    }
+
+    pub(crate) fn take_suppressed(&mut self) -> u64 {
+        std::mem::take(&mut self.suppressed)
+    }
+}
+
+pub struct Audit {
+    peer: Peer,
+    bucket: TokenBucket,
+}
+
+impl Audit {
+    pub fn new(peer: Peer) -> Audit {
+        Audit { peer, bucket: TokenBucket::new(BURST, PER_SECOND) }
+    }
+
+    fn admit(&mut self) -> bool {
+        match self.bucket.admit() {
+            Some(suppressed) => {
+                self.report(suppressed);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Logs a refused or failed request with who asked and what for.
@@ -64,14 +92,14 @@ impl Audit {
     /// Logs how many records the limit swallowed since the last one (at the next admitted
     /// record and at the end of the session, which is never rate-limited).
     pub fn summary(&mut self) {
-        if self.suppressed > 0 {
-            log::warn!(
-                "rate limit: {} audit records suppressed for uid={} pid={}",
-                self.suppressed,
-                self.peer.uid,
-                self.peer.pid
-            );
-            self.suppressed = 0;
+        let suppressed = self.bucket.take_suppressed();
+        self.report(suppressed);
+    }
+
+    fn report(&self, suppressed: u64) {
+        if suppressed > 0 {
+            let Peer { uid, pid } = self.peer;
+            log::warn!("rate limit: {suppressed} audit records suppressed for uid={uid} pid={pid}");
         }
     }
 }
@@ -85,6 +113,6 @@ mod tests {
         let mut audit = Audit::new(Peer { uid: 1, pid: 2 });
         let admitted = (0..10_000).filter(|_| audit.admit()).count();
         assert!(admitted <= BURST as usize + 1, "{admitted} records admitted");
-        assert!(audit.suppressed > 9_000);
+        assert!(audit.bucket.suppressed > 9_000);
     }
 }

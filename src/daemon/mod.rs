@@ -12,6 +12,7 @@ mod session;
 mod syslog;
 mod workers;
 
+pub(crate) use audit::TokenBucket;
 pub(crate) use serve::{drain, read_record};
 
 pub use privilege::effective_capabilities;

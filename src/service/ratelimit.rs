@@ -1,9 +1,9 @@
 //! Connection-level log records, rate-limited per uid: a user who opens and drops connections
 //! in a loop costs the log a bounded number of records and cannot drown other users' records.
 
+use crate::daemon::TokenBucket;
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Instant;
 
 /// Records allowed in a burst per uid, and refilled per second after it.
 const BURST: f64 = 20.0;
@@ -11,15 +11,9 @@ const PER_SECOND: f64 = 2.0;
 /// Uids remembered at most; beyond, the table starts over (bounded memory).
 const MAX_UIDS: usize = 4096;
 
-struct Bucket {
-    tokens: f64,
-    last: Instant,
-    suppressed: u64,
-}
-
 #[derive(Default)]
 pub struct RateLimit {
-    buckets: Mutex<HashMap<u32, Bucket>>,
+    buckets: Mutex<HashMap<u32, TokenBucket>>,
 }
 
 impl RateLimit {
@@ -30,16 +24,7 @@ impl RateLimit {
         if buckets.len() >= MAX_UIDS && !buckets.contains_key(&uid) {
             buckets.clear();
         }
-        let now = Instant::now();
-        let b = buckets.entry(uid).or_insert(Bucket { tokens: BURST, last: now, suppressed: 0 });
-        b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * PER_SECOND).min(BURST);
-        b.last = now;
-        if b.tokens < 1.0 {
-            b.suppressed += 1;
-            return None;
-        }
-        b.tokens -= 1.0;
-        Some(std::mem::take(&mut b.suppressed))
+        buckets.entry(uid).or_insert_with(|| TokenBucket::new(BURST, PER_SECOND)).admit()
     }
 
     /// Logs `message` (a refusal or a dropped connection of `uid`) unless over the rate.
