@@ -446,10 +446,24 @@ int main(int argc, char **argv)
     if (argc == 4 && strcmp(argv[1], "cgs") == 0) {
         reg = (uint32_t)strtoul(argv[2], NULL, 0);
         uint64_t v;
+        int n = atoi(argv[3]) * 1000; /* once: in the loop it was 117 instructions per read */
         if (start(NULL) != 0)
             return 1;
-        for (int i = 0; i < atoi(argv[3]) * 1000; i++)
+        for (int i = 0; i < n; i++)
             if (HPMread(0, MSR_DEV, reg, &v) != 0)
+                return 1;
+        HPMfinalize();
+        return 0;
+    }
+    if (argc == 4 && strcmp(argv[1], "cgw") == 0) {
+        /* N * 1000 single writes of 0 and 7 in turn to a control register under a write mask,
+         * as LIKWID's timeline mode writes IA32_PERF_GLOBAL_CTRL twice per CPU per interval. */
+        reg = (uint32_t)strtoul(argv[2], NULL, 0);
+        int n = atoi(argv[3]) * 1000;
+        if (start(NULL) != 0)
+            return 1;
+        for (int i = 0; i < n; i++)
+            if (HPMwrite(0, MSR_DEV, reg, (i & 1) ? 7 : 0) != 0)
                 return 1;
         HPMfinalize();
         return 0;
@@ -478,6 +492,6 @@ int main(int argc, char **argv)
         HPMfinalize();
         return 0;
     }
-    fprintf(stderr, "usage: %s run MSR_FILE REG OUR_DAEMON [LIKWID_DAEMON] | cg|cgs|cgp REG N | start REG\n", argv[0]);
+    fprintf(stderr, "usage: %s run MSR_FILE REG OUR_DAEMON [LIKWID_DAEMON] | cg|cgs|cgw|cgp REG N | start REG\n", argv[0]);
     return 2;
 }
