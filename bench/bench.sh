@@ -135,23 +135,27 @@ else
         # LIKWID 5.5.1 (built from ../shared/peers): on the register store its timeline loop
         # does not sleep (it times intervals from the simulated clock, which never advances:
         # its time column prints inf), so it reads interval after interval back to back; the
-        # number of intervals in a 3 s run gives the time of one, through ours and its daemon.
+        # number of intervals in a run gives the time of one, through ours and its daemon.
         l551=/opt/likwid-5.5.1
         if [ -x $l551/bin/likwid-perfctr ] && [ -x $l551/sbin/likwid-accessD ]; then
             mkdir "$tmp/theirs551"
             ln -s $l551/sbin/likwid-accessD "$tmp/theirs551/likwid-accessD"
-            for round in 1 2 3 4 5; do
+            # Many short runs, interleaved: the mean of a run takes whatever else the machine did
+            # during it, so the median (and the fastest run) of 15 says more than 5 long ones.
+            for round in $(seq 15); do
                 for who in ours theirs551 floor; do
-                    PATH=$tmp/$who:$l551/bin:$PATH likwid-perfctr -M 1 -C 0,1 -g BRANCH -t 100ms sleep 3 \
+                    PATH=$tmp/$who:$l551/bin:$PATH likwid-perfctr -M 1 -C 0,1 -g BRANCH -t 100ms sleep 0.5 \
                         2>"$tmp/tl551" >/dev/null
-                    awk -v who=$who '\''$1 == 1 && NF > 5 { n++ } END { printf "%s %.4f\n", who, 3000 / n }'\'' "$tmp/tl551" >>"$tmp/per551"
+                    awk -v who=$who '\''$1 == 1 && NF > 5 { n++ } END { printf "%s %.4f\n", who, 500 / n }'\'' "$tmp/tl551" >>"$tmp/per551"
                 done
             done
             read -r o _ <<<"$(median_of ours "$tmp/per551")"
             read -r t _ <<<"$(median_of theirs551 "$tmp/per551")"
             read -r f _ <<<"$(median_of floor "$tmp/per551")"
-            echo "LIKWID 5.5.1 likwid-perfctr -M 1 -C 0,1 -g BRANCH -t 100ms (no sleep on the register store), ms per interval, median of 5 runs:"
-            echo "  ours: $o ms; LIKWID 5.5.1 daemon: $t ms; floor daemon: $f ms; ours/LIKWID $(ratio "$o" "$t") (<= 0.8)"
+            fastest() { awk -v who="$1" '\''$1 == who { print $2 }'\'' "$tmp/per551" | sort -n | head -n1; }
+            echo "LIKWID 5.5.1 likwid-perfctr -M 1 -C 0,1 -g BRANCH -t 100ms (no sleep on the register store), ms per interval, median of 15 runs of 0.5 s:"
+            echo "  ours: $o ms; LIKWID 5.5.1 daemon: $t ms; floor daemon: $f ms; ours/LIKWID $(ratio "$o" "$t") (<= 0.8); floor/LIKWID $(ratio "$f" "$t")"
+            echo "  fastest run: ours $(fastest ours) ms, LIKWID $(fastest theirs551) ms, floor $(fastest floor) ms"
             echo "  beyond the floor: ours $(awk -v a="$o" -v f="$f" '\''BEGIN { printf "%.4f", a - f }'\'') ms, LIKWID $(awk -v a="$t" -v f="$f" '\''BEGIN { printf "%.4f", a - f }'\'') ms"
         else
             echo "LIKWID 5.5.1 timeline SKIPPED: no /opt/likwid-5.5.1 (tests/likwid/harness.sh builds it)."
