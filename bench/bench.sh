@@ -109,29 +109,33 @@ else
         # whatever the daemon costs. The work is timed instead: from the end of one of those
         # sleeps to the start of the next, by strace with a seccomp filter (only clock_nanosleep
         # stops; its stops add the same few microseconds whichever daemon answers).
-        for round in 1 2 3; do
-            for who in ours theirs floor; do
-                PATH=$tmp/$who:$PATH strace -f --seccomp-bpf -ttt -T -e trace=clock_nanosleep -o "$tmp/sleeps" \
-                    likwid-perfctr -M 1 -C 0,1 -g BRANCH -t 100ms sleep 3 >/dev/null 2>&1
-                awk -v who=$who '\''
-                    /clock_nanosleep\(/ && /tv_sec=0, tv_nsec=[5-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]}/ {
-                        if ($1 in done) print who, ($2 - done[$1]) * 1000
-                        start[$1] = $2
-                        if (/unfinished/) { pending[$1] = 1; next }
-                        d = $NF; gsub(/[<>]/, "", d); done[$1] = $2 + d; next
-                    }
-                    /clock_nanosleep resumed/ && ($1 in pending) {
-                        d = $NF; gsub(/[<>]/, "", d); done[$1] = start[$1] + d; delete pending[$1]
-                    }'\'' "$tmp/sleeps" >>"$tmp/work522"
+        if command -v strace >/dev/null; then
+            for round in 1 2 3; do
+                for who in ours theirs floor; do
+                    PATH=$tmp/$who:$PATH strace -f --seccomp-bpf -ttt -T -e trace=clock_nanosleep -o "$tmp/sleeps" \
+                        likwid-perfctr -M 1 -C 0,1 -g BRANCH -t 100ms sleep 3 >/dev/null 2>&1
+                    awk -v who=$who '\''
+                        /clock_nanosleep\(/ && /tv_sec=0, tv_nsec=[5-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]}/ {
+                            if ($1 in done) print who, ($2 - done[$1]) * 1000
+                            start[$1] = $2
+                            if (/unfinished/) { pending[$1] = 1; next }
+                            d = $NF; gsub(/[<>]/, "", d); done[$1] = $2 + d; next
+                        }
+                        /clock_nanosleep resumed/ && ($1 in pending) {
+                            d = $NF; gsub(/[<>]/, "", d); done[$1] = start[$1] + d; delete pending[$1]
+                        }'\'' "$tmp/sleeps" >>"$tmp/work522"
+                done
             done
-        done
-        read -r o on <<<"$(median_of ours "$tmp/work522")"
-        read -r t tn <<<"$(median_of theirs "$tmp/work522")"
-        read -r f fn <<<"$(median_of floor "$tmp/work522")"
-        echo
-        echo "LIKWID 5.2.2 likwid-perfctr -M 1 -C 0,1 -g BRANCH -t 100ms, median work per interval (end of one sleep to the next, strace):"
-        echo "  ours: $o ms ($on intervals); LIKWID daemon: $t ms ($tn); floor daemon: $f ms ($fn); ours/LIKWID $(ratio "$o" "$t") (<= 0.8)"
-        echo "  beyond the floor: ours $(awk -v a="$o" -v f="$f" '\''BEGIN { printf "%.4f", a - f }'\'') ms, LIKWID $(awk -v a="$t" -v f="$f" '\''BEGIN { printf "%.4f", a - f }'\'') ms"
+            read -r o on <<<"$(median_of ours "$tmp/work522")"
+            read -r t tn <<<"$(median_of theirs "$tmp/work522")"
+            read -r f fn <<<"$(median_of floor "$tmp/work522")"
+            echo
+            echo "LIKWID 5.2.2 likwid-perfctr -M 1 -C 0,1 -g BRANCH -t 100ms, median work per interval (end of one sleep to the next, strace):"
+            echo "  ours: $o ms ($on intervals); LIKWID daemon: $t ms ($tn); floor daemon: $f ms ($fn); ours/LIKWID $(ratio "$o" "$t") (<= 0.8)"
+            echo "  beyond the floor: ours $(awk -v a="$o" -v f="$f" '\''BEGIN { printf "%.4f", a - f }'\'') ms, LIKWID $(awk -v a="$t" -v f="$f" '\''BEGIN { printf "%.4f", a - f }'\'') ms"
+        else
+            echo "LIKWID 5.2.2 timeline SKIPPED: no strace (apt-get install strace)."
+        fi
         # LIKWID 5.5.1 (built from ../shared/peers): on the register store its timeline loop
         # does not sleep (it times intervals from the simulated clock, which never advances:
         # its time column prints inf), so it reads interval after interval back to back; the
