@@ -120,6 +120,35 @@ fn client_vanishing_mid_session_ends_the_daemon_and_restores_counters_not_settin
     assert_eq!(reg(0x1A4), 0xF, "the prefetcher setting persists (likwid-features sends no EXIT)");
 }
 
+/// LIKWID's timeline mode rewrites IA32_PERF_GLOBAL_CTRL (write mask 0x7_0000_00FF on SKX) twice
+/// per CPU per interval: every write after the first takes the daemon's short path for writes
+/// to registers already journaled. Each still keeps the bits outside the mask, and the value
+/// restored after a vanished client is the one before the first write, not a later one.
+#[test]
+fn repeated_masked_writes_keep_other_bits_and_restore_the_first_original() {
+    const GLOBAL_CTRL: u32 = 0x38F;
+    let root = machine("timeline", "skx", &[0, 1]);
+    let store = std::fs::OpenOptions::new().read(true).write(true).open(root.join("dev/cpu/1/msr")).unwrap();
+    let at = 8 * u64::from(GLOBAL_CTRL);
+    let original = 1u64 << 40 | 0x3; // bit 40 is outside the mask: someone else's
+    std::os::unix::fs::FileExt::write_all_at(&store, &original.to_le_bytes(), at).unwrap();
+    let (mut s, mut child) = spawn(&root);
+    greeting(&mut s);
+    for round in 0..5u64 {
+        for value in [0, 0x7 | 1 << 41] {
+            let r = ask(&mut s, wire::Kind::Write.code(), 1, 0, GLOBAL_CTRL, value);
+            assert_eq!(r.errorcode, wire::ERR_NOERROR, "round {round}: write {value:#x}");
+            let r = ask(&mut s, wire::Kind::Read.code(), 1, 0, GLOBAL_CTRL, 0);
+            assert_eq!(r.data, 1 << 40 | (value & 0x7_0000_00FF), "round {round}: after writing {value:#x}");
+        }
+    }
+    drop(s);
+    assert!(child.wait().unwrap().success(), "EOF is a normal end");
+    let mut v = [0u8; 8];
+    std::os::unix::fs::FileExt::read_exact_at(&store, &mut v, at).unwrap();
+    assert_eq!(u64::from_le_bytes(v), original, "restored to the value before the first write");
+}
+
 #[test]
 fn unknown_arguments_are_refused() {
     let out = Command::new(DAEMON).arg("--root=/tmp").env_clear().output().unwrap();

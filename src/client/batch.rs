@@ -40,6 +40,7 @@ struct Addresser<'a> {
 }
 
 impl Addresser<'_> {
+    #[inline]
     fn address(&mut self, o: &BatchOp) -> Result<u32, AccessError> {
         served(o.device)?;
         let socket = match self.last {
@@ -53,7 +54,10 @@ impl Addresser<'_> {
         Ok(Machine::cpu_of(o.thread, socket, o.device))
     }
 
-    /// The operation of `slot` with its record cpu, or the error it gets.
+    /// The operation of `slot` with its record cpu, or the error it gets. Inlined into the
+    /// batch loops (about 20 instructions per operation of call overhead otherwise: the
+    /// result is returned through memory).
+    #[inline]
     fn resolve(&mut self, slot: &impl BatchSlot) -> Result<(u32, BatchOp), AccessError> {
         let o = slot.op()?;
         Ok((self.address(&o)?, o))
@@ -94,13 +98,23 @@ impl State {
             }
             Backend::Daemon(conn) if conn.batches() => {
                 let out = conn.batch_buffer();
+                let mut refused = false;
                 for slot in slots.iter() {
-                    if let Ok((cpu, o)) = at.resolve(slot) {
-                        out.extend_from_slice(&request(o.op, cpu, o.device, o.reg).encode());
+                    match at.resolve(slot) {
+                        Ok((cpu, o)) => out.extend_from_slice(&request(o.op, cpu, o.device, o.reg).encode()),
+                        Err(_) => refused = true,
                     }
                 }
                 let replies = conn.send_batch()?;
                 let mut replies = replies.chunks_exact(RECORD_LEN);
+                if !refused {
+                    // Every operation was sent: its reply is the next one (checking each
+                    // operation again cost about 70 instructions per read, callgrind).
+                    for (slot, reply) in slots.iter_mut().zip(replies) {
+                        slot.finish(reply_result(&Record::decode(reply.try_into().expect("a record"))));
+                    }
+                    return Ok(());
+                }
                 let mut at = Addresser { machine: at.machine, added: at.added, last: None };
                 for slot in slots.iter_mut() {
                     let result = at.resolve(slot).and_then(|_| {

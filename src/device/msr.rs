@@ -113,6 +113,12 @@ impl MsrDevices {
     }
 
     pub fn get(&self, cpu: u32) -> Option<&MsrFile> {
+        // CPUs are mostly numbered 0..n without gaps: then position `cpu` holds it.
+        if let Some((c, file)) = self.cpus.get(cpu as usize) {
+            if *c == cpu {
+                return Some(file);
+            }
+        }
         let i = self.cpus.binary_search_by_key(&cpu, |(c, _)| *c).ok()?;
         Some(&self.cpus[i].1)
     }
