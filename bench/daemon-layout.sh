@@ -17,10 +17,16 @@
 # `.llvm.<n>` suffix and v0 crate disambiguators are wildcards, so a rebuild with another
 # compiler still matches, unless the wildcard would also take other instantiations of a generic
 # function (then the exact symbol is named).
+#
+# `bench/daemon-layout.sh --check` writes nothing: it lists the functions the daemon ran that the
+# built daemon has outside its .text.hot (the list is stale: run `make daemon-layout`) and fails
+# when there are any.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rel=$PWD/target/release
 out=src/bin/likwid-accessD.ld
+check=
+[ "${1:-}" = --check ] && check=1
 command -v valgrind >/dev/null || { echo "daemon-layout: needs valgrind" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -71,6 +77,19 @@ awk '{ print $3 }' "$tmp/nm" | sort -u >"$tmp/all"
 awk 'NR == FNR { ran[$1] = 1; next } { names[$1] = names[$1] " " $3; if ($3 in ran) hit[$1] = 1 }
      END { for (a in hit) { n = split(names[a], s, " "); for (i = 1; i <= n; i++) print s[i] } }' \
     "$tmp/ran" "$tmp/nm" | sort -u >"$tmp/ours"
+if [ -n "$check" ]; then
+    read -r start size < <(readelf -SW "$rel/likwid-accessD" |
+        awk '$2 == ".text.hot" { print $4, $6 } $3 == ".text.hot" { print $5, $7 }')
+    [ -n "${start:-}" ] || { echo "daemon-layout: the daemon has no .text.hot" >&2; exit 1; }
+    nm -S --defined-only "$rel/likwid-accessD" | awk -v lo=$((16#$start)) -v hi=$((16#$start + 16#$size)) '
+        NR == FNR { ran[$1] = 1; next }
+        NF == 4 && ($4 in ran) { a = 0; h = "0123456789abcdef"; x = tolower($1)
+            for (i = 1; i <= length(x); i++) a = a * 16 + index(h, substr(x, i, 1)) - 1
+            if (a < lo || a >= hi) { n++; print "  outside .text.hot: " $4 } }
+        END { if (n) { print "daemon-layout: " n " functions the daemon ran are outside .text.hot: run make daemon-layout"; exit 1 }
+              print "daemon-layout: every function the daemon ran is in .text.hot" }' "$tmp/ours" -
+    exit
+fi
 # One pattern per symbol: wildcards where they take no other symbol of this build.
 awk -v all="$tmp/all" '
     function pattern(s) {
@@ -84,7 +103,8 @@ awk -v all="$tmp/all" '
     /^(_ZN|_R)/ {
         p = pattern($0); re = glob_re(p); hits = 0
         for (i = 1; i <= n && hits < 2; i++) if (syms[i] ~ re) hits++
-        q = hits > 1 ? $0 : p
+        exact = $0; sub(/\.llvm\.[0-9]+$/, "", exact)
+        q = hits > 1 ? exact "*" : p
         if (!(q in seen)) { seen[q] = 1; print q }
     }' "$tmp/ours" >"$tmp/patterns"
 {
@@ -102,5 +122,11 @@ awk -v all="$tmp/all" '
     echo "  .fini : { KEEP(*(SORT_NONE(.fini))) }"
     echo "}"
     echo "INSERT AFTER .text;"
+    echo "/* The unwinder's tables (read on a panic only) both after .rodata, so that the loader's pages at"
+    echo " * the start (dynamic symbols, relocations) and .rodata share windows with each other only. */"
+    echo "SECTIONS {"
+    echo "  .gcc_except_table : { *(.gcc_except_table .gcc_except_table.*) }"
+    echo "}"
+    echo "INSERT AFTER .eh_frame;"
 } >"$out"
 echo "daemon-layout: $out: $(wc -l <"$tmp/patterns") symbols"
