@@ -14,7 +14,7 @@ SLURM_DIR ?= $(PREFIX)/share/likwid-access/slurm
 # The library launches the daemon from where `make install` puts it.
 export LIKWID_ACCESS_DAEMON_PATH := $(DAEMON_PATH)
 
-.PHONY: all build header lint test bench load load-test soak fuzz rust-test c-test c-test-valgrind install-check demo install uninstall clean deb deb-test
+.PHONY: all build header lint test bench daemon-layout load load-test soak fuzz rust-test c-test c-test-valgrind install-check demo install uninstall clean deb deb-test
 
 all: build
 
@@ -50,6 +50,11 @@ demo: build
 
 bench: build
 	bench/bench.sh
+
+# Regenerate src/bin/likwid-accessD.ld (the functions the daemon runs, placed together: its
+# private memory) from callgrind runs; as root it also traces the real paths. Then rebuild.
+daemon-layout: build
+	bench/daemon-layout.sh
 
 # 64 processes x 8 threads through our library plus 16 raw LIKWID clients at once (bench/load.c):
 # every value checked, nothing left behind, per-pair latency percentiles.

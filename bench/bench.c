@@ -13,7 +13,8 @@
  * `bench cg REG N`: start, N batches of 1024 reads, stop; `bench cgs REG N`: N * 1000 single
  * reads; `bench cgp REG N`: N batches of 1024 PCI reads on a simulated Skylake-SP (all run under
  * callgrind by bench.sh).
- * `bench start REG`: start, one read, stop (run under strace by bench.sh). */
+ * `bench start REG`: start, one read, stop (run under strace by bench.sh).
+ * After the table, `run` prints each daemon's private memory by mapping (/proc/PID/smaps). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -91,6 +92,48 @@ static double private_mb_of(int pid, int dirty_only)
 }
 
 static double private_mb(int pid) { return private_mb_of(pid, 0); }
+
+/* The same, by mapping (/proc/PID/smaps; mappings of one file or kind with the same
+ * permissions summed), in kB, with the total's Pss (shared pages divided among their users),
+ * into `out`: where the private memory is. */
+static void private_by_mapping(int pid, const char *who, char *out, size_t len)
+{
+    enum { MAX = 32 };
+    char path[64], line[512], names[MAX][80];
+    long clean[MAX] = { 0 }, dirty[MAX] = { 0 }, kb, pss = 0, tc = 0, td = 0;
+    int n = 0, cur = -1;
+    snprintf(path, sizeof path, "/proc/%d/smaps", pid);
+    FILE *f = fopen(path, "r");
+    size_t used = (size_t)snprintf(out, len, "%s (pid %d), kB private (clean + dirty):\n", who, pid);
+    if (!f)
+        return;
+    while (fgets(line, sizeof line, f)) {
+        char range[64], perm[8], file[400] = "";
+        if (sscanf(line, "%63s %7s %*s %*s %*s %399[^\n]", range, perm, file) >= 2 && strchr(range, '-') &&
+            !strchr(range, ':')) {
+            const char *base = strrchr(file, '/');
+            char name[80];
+            snprintf(name, sizeof name, "%s %s", base ? base + 1 : (file[0] ? file : "[anon]"), perm);
+            for (cur = 0; cur < n && strcmp(names[cur], name) != 0; cur++)
+                ;
+            if (cur == n && n < MAX)
+                snprintf(names[n++], sizeof names[0], "%s", name);
+            if (cur == MAX)
+                cur = -1;
+        } else if (sscanf(line, "Pss: %ld kB", &kb) == 1)
+            pss += kb;
+        else if (cur >= 0 && sscanf(line, "Private_Clean: %ld kB", &kb) == 1)
+            clean[cur] += kb, tc += kb;
+        else if (cur >= 0 && sscanf(line, "Private_Dirty: %ld kB", &kb) == 1)
+            dirty[cur] += kb, td += kb;
+    }
+    fclose(f);
+    for (int i = 0; i < n && used < len; i++)
+        if (clean[i] + dirty[i] > 0)
+            used += (size_t)snprintf(out + used, len - used, "  %-40s %5ld + %4ld\n", names[i], clean[i], dirty[i]);
+    if (used < len)
+        snprintf(out + used, len - used, "  %-40s %5ld + %4ld = %ld kB; Pss %ld kB\n", "total", tc, td, tc + td, pss);
+}
 
 static void pin(int cpu)
 {
@@ -322,6 +365,7 @@ static int run(int argc, char **argv)
     }
     /* Flatness: private memory before and after many requests, one session each. */
     double flat[5] = { 0.0 / 0.0, 0.0 / 0.0, 0.0 / 0.0, 0.0 / 0.0, 0.0 / 0.0 };
+    static char maps_ours[4096], maps_likwid[4096];
     if (start(ours_path) == 0) {
         uint64_t v;
         flat[0] = private_mb(HPMdaemonPid());
@@ -334,6 +378,7 @@ static int run(int argc, char **argv)
         for (int i = 0; i < FLAT_SINGLES; i++)
             HPMread(0, MSR_DEV, reg, &v);
         flat[1] = private_mb(HPMdaemonPid());
+        private_by_mapping(HPMdaemonPid(), "ours", maps_ours, sizeof maps_ours);
         HPMfinalize();
     }
     if (likwid_path && start(likwid_path) == 0) {
@@ -342,6 +387,7 @@ static int run(int argc, char **argv)
         for (int i = 0; i < FLAT_SINGLES; i++)
             HPMread(0, MSR_DEV, reg, &v);
         flat[3] = private_mb(HPMdaemonPid());
+        private_by_mapping(HPMdaemonPid(), "LIKWID 5.2.2", maps_likwid, sizeof maps_likwid);
         HPMfinalize();
     }
     double d = median(&direct), ppu = median(&pp), ppp = median(&pp_pinned);
@@ -407,6 +453,7 @@ static int run(int argc, char **argv)
     } else {
         printf("\nLIKWID column SKIPPED: no LIKWID daemon given (install Debian's likwid and run as root).\n");
     }
+    printf("\nPrivate memory by mapping after the flatness sessions above:\n%s%s", maps_ours, maps_likwid);
     if (!before_path)
         return 0;
     printf("\nBefore/after: the daemon at BENCH_BEFORE (%s) beside ours, same library, same rounds:\n\n", before_path);
