@@ -2,6 +2,7 @@
 //! out, every request answered by the core under its lock, socket I/O outside it.
 
 use super::core::{End, SessionId};
+use super::placement::Placement;
 use super::Service;
 use crate::daemon::{drain, read_record};
 use crate::wire::{self, Record, RECORD_LEN};
@@ -44,8 +45,10 @@ fn serve_batch(service: &Service, id: SessionId, stream: &mut UnixStream, header
 }
 
 /// Serves session `id` until EXIT, EOF, a broken channel or the session's end by an admin,
-/// then ends it (restoring unless the client said EXIT).
-pub fn serve(service: &Service, id: SessionId, stream: &mut UnixStream, extensions: bool) {
+/// then ends it (restoring unless the client said EXIT). The thread follows the client's
+/// CPUs as `placement` finds them.
+pub fn serve(service: &Service, id: SessionId, stream: &mut UnixStream, extensions: bool, placement: &mut Placement) {
+    let mut announced = false;
     let end = loop {
         let req = match read_record(stream) {
             Ok(Some(req)) if req.kind == wire::Kind::Exit.code() => break End::Exit,
@@ -68,7 +71,11 @@ pub fn serve(service: &Service, id: SessionId, stream: &mut UnixStream, extensio
             }
         };
         match sent {
-            Ok(true) => {}
+            Ok(true) if !announced => {
+                service.core().announce(id);
+                announced = true;
+            }
+            Ok(true) => placement.recheck(),
             // Ended by an admin or SIGTERM: already restored.
             Ok(false) => return,
             Err(e) => {
