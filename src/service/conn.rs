@@ -215,7 +215,7 @@ fn library_session(service: &Service, mut stream: UnixStream, peer: &Peer, numbe
     }
     let _ = stream.set_read_timeout(None);
     let id = service.core().open(client);
-    serve::serve(service, id, &mut stream, true, &mut placement);
+    serve::serve(service, id, &stream, true, &mut placement);
 }
 
 /// Whether `sock` is a connected AF_UNIX stream socket (not a listener); else why not.
@@ -282,7 +282,7 @@ fn hand_over(
         refusal(service, relay_peer, "hand-over", &format!("{count} descriptors with the hello, want exactly 1"));
         return answer(&mut relay, libc::EINVAL as u8);
     };
-    let mut client = UnixStream::from(fd);
+    let client = UnixStream::from(fd);
     if let Err(why) = connected_unix_stream(&client) {
         refusal(service, relay_peer, "hand-over", &format!("the descriptor is {why}"));
         return answer(&mut relay, libc::ENOTSOCK as u8);
@@ -309,7 +309,7 @@ fn hand_over(
     let _ = client.set_write_timeout(Some(WRITE_TIMEOUT));
     let mut placement = Placement::follow(peer.pid, service.home_cpus.as_ref());
     let id = service.core().open(admitted);
-    serve::serve(service, id, &mut client, false, &mut placement);
+    serve::serve(service, id, &client, false, &mut placement);
 }
 
 /// Mode 3: one command from root, text lines back, the last `ok` or `error: ...`.

@@ -20,6 +20,8 @@ use nix::unistd::Pid;
 /// How often a session's thread looks at its client's affinity again (coarse clock, ns): one
 /// system call per check, so well below once per request (a single read is ~8 us).
 const RECHECK_NS: u64 = 100_000_000;
+/// Requests between two looks at the clock (a vDSO read is ~20 instructions).
+const CLOCK_EVERY: u32 = 16;
 
 /// The CPUs of the calling thread now: what every connection thread returns to.
 pub fn own_cpus() -> Option<CpuSet> {
@@ -34,19 +36,26 @@ pub struct Placement<'a> {
     /// The client's mask as last applied (None: the thread is at home).
     applied: Option<CpuSet>,
     next_check: u64,
+    /// Requests until the next look at the clock.
+    countdown: u32,
 }
 
 impl<'a> Placement<'a> {
     /// Places the calling thread on the CPUs of process `pid` (as SO_PEERCRED gave it).
     pub fn follow(pid: i32, home: Option<&'a CpuSet>) -> Placement<'a> {
-        let mut p = Placement { pid, home, applied: None, next_check: 0 };
+        let mut p = Placement { pid, home, applied: None, next_check: 0, countdown: CLOCK_EVERY };
         p.check(crate::sys::coarse_monotonic_ns().unwrap_or(0));
         p
     }
 
-    /// Per request: looks at the client's mask again once RECHECK_NS has passed (costs a
-    /// vDSO clock read otherwise).
+    /// Per request: looks at the client's mask again once RECHECK_NS has passed (at most a
+    /// clock read otherwise, every CLOCK_EVERY requests).
     pub fn recheck(&mut self) {
+        self.countdown -= 1;
+        if self.countdown > 0 {
+            return;
+        }
+        self.countdown = CLOCK_EVERY;
         let now = crate::sys::coarse_monotonic_ns().unwrap_or(0);
         if now >= self.next_check {
             self.check(now);
