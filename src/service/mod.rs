@@ -62,7 +62,7 @@ pub struct Service {
     waiting: AtomicUsize,
     /// The CPUs the service runs on, to which a connection thread returns after following its
     /// client (`placement`).
-    home_cpus: Option<nix::sched::CpuSet>,
+    home_cpus: Option<placement::Home>,
 }
 
 impl Service {

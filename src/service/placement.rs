@@ -9,10 +9,12 @@
 //! after connecting is followed. On a node this also keeps the service's work for a job on the
 //! job's own CPUs.
 //!
-//! Placement is best effort and decides nothing: a mask that cannot be read or applied (another
-//! pid namespace, a process gone, CPUs outside the service's own cpuset or offline, more CPUs
-//! than a mask holds) leaves the thread where the service may run at all, and nothing is
-//! logged. A reused pid can only move the thread, never change what the session may do.
+//! The thread stays within the service's own CPUs (its affinity at start: a unit's
+//! `CPUAffinity=` keeps holding): it takes the CPUs it shares with its client. Placement is best
+//! effort and decides nothing: a mask that cannot be read or applied (another pid namespace, a
+//! process gone, no CPU in common, CPUs outside the service's cpuset or offline, more CPUs than a
+//! mask holds) leaves the thread on the service's own CPUs, and nothing is logged. A reused pid
+//! can only move the thread, never change what the session may do.
 
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
@@ -23,16 +25,45 @@ const RECHECK_NS: u64 = 100_000_000;
 /// Requests between two looks at the clock (a vDSO read is ~20 instructions).
 const CLOCK_EVERY: u32 = 16;
 
-/// The CPUs of the calling thread now: what every connection thread returns to.
-pub fn own_cpus() -> Option<CpuSet> {
-    sched_getaffinity(Pid::from_raw(0)).ok()
+/// The service's own CPUs: where every connection thread may run, and returns to.
+pub struct Home {
+    cpus: CpuSet,
+    /// One past the highest of them (the masks are compared up to it).
+    end: usize,
+}
+
+/// The CPUs of the calling thread now.
+pub fn own_cpus() -> Option<Home> {
+    let cpus = sched_getaffinity(Pid::from_raw(0)).ok()?;
+    let end = (0..CpuSet::count()).rev().find(|&c| cpus.is_set(c).unwrap_or(false))? + 1;
+    Some(Home { cpus, end })
+}
+
+impl Home {
+    /// The CPUs of `mask` that are the service's too; None when that is all of them (nothing
+    /// to narrow) or none (nowhere to go).
+    fn narrowed(&self, mask: &CpuSet) -> Option<CpuSet> {
+        let mut common = CpuSet::new();
+        let (mut any, mut all) = (false, true);
+        for cpu in 0..self.end {
+            if self.cpus.is_set(cpu).unwrap_or(false) {
+                if mask.is_set(cpu).unwrap_or(false) {
+                    common.set(cpu).ok()?;
+                    any = true;
+                } else {
+                    all = false;
+                }
+            }
+        }
+        (any && !all).then_some(common)
+    }
 }
 
 /// One connection thread's placement after its client; restores `home` when dropped (the
 /// thread then waits for the next connection, which may be anyone's).
 pub struct Placement<'a> {
     pid: i32,
-    home: Option<&'a CpuSet>,
+    home: Option<&'a Home>,
     /// The client's mask as last applied (None: the thread is at home).
     applied: Option<CpuSet>,
     next_check: u64,
@@ -42,7 +73,7 @@ pub struct Placement<'a> {
 
 impl<'a> Placement<'a> {
     /// Places the calling thread on the CPUs of process `pid` (as SO_PEERCRED gave it).
-    pub fn follow(pid: i32, home: Option<&'a CpuSet>) -> Placement<'a> {
+    pub fn follow(pid: i32, home: Option<&'a Home>) -> Placement<'a> {
         let mut p = Placement { pid, home, applied: None, next_check: 0, countdown: CLOCK_EVERY };
         p.check(crate::sys::coarse_monotonic_ns().unwrap_or(0));
         p
@@ -64,9 +95,11 @@ impl<'a> Placement<'a> {
 
     fn check(&mut self, now: u64) {
         self.next_check = now.saturating_add(RECHECK_NS);
+        // Without knowing its own CPUs the thread could not come back: it stays.
+        let Some(home) = self.home else { return };
         let client = if self.pid > 0 { sched_getaffinity(Pid::from_raw(self.pid)).ok() } else { None };
-        // An unpinned client (its mask is the service's own) needs no system call either way.
-        let wanted = client.filter(|mask| Some(mask) != self.home);
+        // An unpinned client (all the service's CPUs) needs no system call either way.
+        let wanted = client.and_then(|mask| home.narrowed(&mask));
         if wanted == self.applied {
             return;
         }
@@ -83,7 +116,7 @@ impl<'a> Placement<'a> {
 
     fn go_home(&self) {
         if let Some(home) = self.home {
-            let _ = sched_setaffinity(Pid::from_raw(0), home);
+            let _ = sched_setaffinity(Pid::from_raw(0), &home.cpus);
         }
     }
 }
@@ -101,8 +134,27 @@ mod tests {
     use super::*;
 
     fn cpus_of_this_thread() -> Vec<usize> {
-        let set = own_cpus().unwrap();
+        let set = sched_getaffinity(Pid::from_raw(0)).unwrap();
         (0..CpuSet::count()).filter(|&c| set.is_set(c).unwrap_or(false)).collect()
+    }
+
+    #[test]
+    fn only_the_cpus_the_service_has_too() {
+        let mut cpus = CpuSet::new();
+        for c in [1, 2, 3] {
+            cpus.set(c).unwrap();
+        }
+        let home = Home { cpus, end: 4 };
+        let mask = |list: &[usize]| {
+            let mut m = CpuSet::new();
+            list.iter().for_each(|&c| m.set(c).unwrap());
+            m
+        };
+        assert_eq!(home.narrowed(&mask(&[2])), Some(mask(&[2])));
+        assert_eq!(home.narrowed(&mask(&[0, 2, 7])), Some(mask(&[2])), "not outside the service's CPUs");
+        assert_eq!(home.narrowed(&mask(&[0, 1, 2, 3])), None, "all of them: nothing to narrow");
+        assert_eq!(home.narrowed(&mask(&[1, 2, 3])), None);
+        assert_eq!(home.narrowed(&mask(&[0, 5])), None, "none in common: home");
     }
 
     /// A child pinned to one CPU: the thread follows it, and is back home when dropped; a
