@@ -81,8 +81,12 @@ impl Connection {
 
     /// A session with the node's service, already greeted: no process of ours behind it.
     pub fn to_service(stream: UnixStream, capabilities: u64) -> Connection {
-        let _ = stream.set_read_timeout(Some(REPLY_TIMEOUT));
-        let _ = stream.set_write_timeout(Some(REPLY_TIMEOUT));
+        // The connect and the greeting left both bounds at START_TIMEOUT: two system calls
+        // on every connect to set them again only where the reply bound differs.
+        if REPLY_TIMEOUT != super::handshake::START_TIMEOUT {
+            let _ = stream.set_read_timeout(Some(REPLY_TIMEOUT));
+            let _ = stream.set_write_timeout(Some(REPLY_TIMEOUT));
+        }
         Connection {
             stream,
             child: None,

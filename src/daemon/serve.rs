@@ -23,7 +23,7 @@ pub enum Ended {
 }
 
 /// Reads one record; `Ok(None)` on a clean EOF before its first byte.
-pub(crate) fn read_record(stream: &mut UnixStream) -> io::Result<Option<Record>> {
+pub(crate) fn read_record(stream: &mut impl Read) -> io::Result<Option<Record>> {
     let mut buf = [0u8; RECORD_LEN];
     let mut got = 0;
     while got < RECORD_LEN {
@@ -43,7 +43,7 @@ pub(crate) fn read_record(stream: &mut UnixStream) -> io::Result<Option<Record>>
 const CHUNK: usize = 1024;
 
 /// Reads and discards `len` bytes, keeping the channel in step without a buffer for them.
-pub(crate) fn drain(stream: &mut UnixStream, mut len: usize) -> io::Result<()> {
+pub(crate) fn drain(stream: &mut impl Read, mut len: usize) -> io::Result<()> {
     let mut scrap = [0u8; 4096];
     while len > 0 {
         let n = len.min(scrap.len());

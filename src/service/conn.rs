@@ -6,6 +6,7 @@
 use super::admin::{self, Command};
 use super::config::{Access, Identity, Reads};
 use super::core::Client;
+use super::placement::Placement;
 use super::protocol::{Hello, HELLO_LEN};
 use super::{scope, serve, Service};
 use crate::error::StartError;
@@ -122,7 +123,7 @@ fn refusal(service: &Service, peer: &Peer, via: &str, why: &str) -> String {
 
 /// The effective uid of process `pid`, from the `Uid:` line of its status file.
 fn effective_uid(pid: i32) -> Option<u32> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let status = scope::read_text(std::path::Path::new(&format!("/proc/{pid}/status"))).ok()?;
     let uids = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
     uids.split_whitespace().nth(1)?.parse().ok()
 }
@@ -151,9 +152,10 @@ fn admit(
         None => None,
     };
     let (cpuset, cgroups) = if peer.uid == 0 || !loaded.config.cpu_scope {
-        (None, scope::cpuset_of(peer.pid, &service.cgroup_mounts).1)
+        // Unconfined: only the cgroup paths (for `reset job=ID`), not the set.
+        (None, scope::cpuset_of(peer.pid, &service.cgroup_mounts, false).1)
     } else {
-        let (set, cgroups) = scope::cpuset_of(peer.pid, &service.cgroup_mounts);
+        let (set, cgroups) = scope::cpuset_of(peer.pid, &service.cgroup_mounts, true);
         let set = match set {
             Ok(set) => set.map(|s| s.into_iter().collect::<BTreeSet<u32>>()),
             Err(why) => {
@@ -183,7 +185,8 @@ fn admit(
     })
 }
 
-fn greet(stream: &mut UnixStream, result: Result<&[(u32, u32)], &StartError>) -> std::io::Result<()> {
+/// Our daemon's greeting: the (hardware thread, socket) list, or the errno and why not.
+pub fn greeting(result: Result<&[(u32, u32)], &StartError>) -> Vec<u8> {
     let (errno, payload) = match result {
         Ok(cpus) => {
             let cpus: Vec<_> = cpus.iter().map(|&(t, s)| (wire::HwThread(t), wire::Socket(s))).collect();
@@ -193,7 +196,7 @@ fn greet(stream: &mut UnixStream, result: Result<&[(u32, u32)], &StartError>) ->
     };
     let mut frame = wire::Greeting::new(errno, payload.len()).record().encode().to_vec();
     frame.extend_from_slice(&payload);
-    stream.write_all(&frame)
+    frame
 }
 
 /// Mode 1: our library. The greeting is our daemon's; then records and batches.
@@ -201,17 +204,18 @@ fn library_session(service: &Service, mut stream: UnixStream, peer: &Peer, numbe
     let client = match admit(service, &stream, peer, numbering, "library") {
         Ok(c) => c,
         Err(why) => {
-            let _ = greet(&mut stream, Err(&StartError::new(libc::EACCES, why)));
+            let _ = stream.write_all(&greeting(Err(&StartError::new(libc::EACCES, why))));
             return;
         }
     };
-    let cpus = service.core().sockets();
-    if greet(&mut stream, Ok(&cpus)).is_err() {
+    // On the client's CPUs before the greeting: the client's wake-up is then a local one too.
+    let mut placement = Placement::follow(peer.pid, service.home_cpus.as_ref());
+    if stream.write_all(&service.greeting).is_err() {
         return;
     }
     let _ = stream.set_read_timeout(None);
     let id = service.core().open(client);
-    serve::serve(service, id, &mut stream, true);
+    serve::serve(service, id, &stream, true, &mut placement);
 }
 
 /// Whether `sock` is a connected AF_UNIX stream socket (not a listener); else why not.
@@ -278,7 +282,7 @@ fn hand_over(
         refusal(service, relay_peer, "hand-over", &format!("{count} descriptors with the hello, want exactly 1"));
         return answer(&mut relay, libc::EINVAL as u8);
     };
-    let mut client = UnixStream::from(fd);
+    let client = UnixStream::from(fd);
     if let Err(why) = connected_unix_stream(&client) {
         refusal(service, relay_peer, "hand-over", &format!("the descriptor is {why}"));
         return answer(&mut relay, libc::ENOTSOCK as u8);
@@ -303,8 +307,9 @@ fn hand_over(
     drop(relay);
     let _ = client.set_read_timeout(None);
     let _ = client.set_write_timeout(Some(WRITE_TIMEOUT));
+    let mut placement = Placement::follow(peer.pid, service.home_cpus.as_ref());
     let id = service.core().open(admitted);
-    serve::serve(service, id, &mut client, false);
+    serve::serve(service, id, &client, false, &mut placement);
 }
 
 /// Mode 3: one command from root, text lines back, the last `ok` or `error: ...`.

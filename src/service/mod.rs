@@ -2,10 +2,10 @@
 //! per user. It opens the device files once, listens on `/run/likwid-access/socket` (0666:
 //! authorisation is per connection, from the kernel's peer credentials and `service.conf`),
 //! keeps no capability after that (a LIKWID client's PCI numbering comes from the relay,
-//! which reads the client's maps as the client's own uid), and serves every client
-//! on a thread of its own. Sessions write only on their cgroup's CPUs, never on a CPU another
-//! session programs, and are journaled on disk so even a SIGKILLed service restores at its
-//! next start.
+//! which reads the client's maps as the client's own uid), and serves every client on a
+//! thread of its own (a small pool of them waits in accept), placed on the client's CPUs.
+//! Sessions write only on their cgroup's CPUs, never on a CPU another session programs, and
+//! are journaled on disk so even a SIGKILLed service restores at its next start.
 
 mod admin;
 mod config;
@@ -13,6 +13,7 @@ mod conn;
 mod core;
 mod journal;
 mod load;
+mod placement;
 pub mod protocol;
 mod ratelimit;
 mod scope;
@@ -35,6 +36,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Connections at once, and per uid: a user who opens many cannot starve the others.
@@ -53,6 +55,14 @@ pub struct Service {
     slots: Mutex<HashMap<u32, usize>>,
     /// Refusals and dropped connections, logged at a bounded rate per uid.
     log: ratelimit::RateLimit,
+    /// The greeting of every admitted library session: the machine's CPUs, fixed at start
+    /// (CPUs onlined later need a restart, as the devices opened at start).
+    greeting: Vec<u8>,
+    /// Threads in (or about to be in) accept().
+    waiting: AtomicUsize,
+    /// The CPUs the service runs on, to which a connection thread returns after following its
+    /// client (`placement`).
+    home_cpus: Option<placement::Home>,
 }
 
 impl Service {
@@ -260,6 +270,7 @@ pub fn run(secure: bool) -> ExitCode {
             None => log::warn!("cpu scope cannot apply: no cgroup file system is mounted"),
         },
     }
+    let greeting = conn::greeting(Ok(&core.sockets()));
     let service = Arc::new(Service {
         core: Mutex::new(core),
         config: Mutex::new(Arc::new(loaded)),
@@ -268,6 +279,9 @@ pub fn run(secure: bool) -> ExitCode {
         cgroup_mounts,
         slots: Mutex::new(HashMap::new()),
         log: ratelimit::RateLimit::default(),
+        greeting,
+        waiting: AtomicUsize::new(0),
+        home_cpus: placement::own_cpus(),
     });
     let handler = service.clone();
     if let Err(e) = std::thread::Builder::new()
@@ -276,13 +290,34 @@ pub fn run(secure: bool) -> ExitCode {
     {
         return fail(format!("cannot start the signal thread: {e}"));
     }
-    accept_loop(&service, &listener);
+    accept_loop(&service, &Arc::new(listener), true);
     ExitCode::FAILURE
 }
 
-fn accept_loop(service: &Arc<Service>, listener: &UnixListener) {
+/// Connection threads kept waiting in accept() beyond the one every accept leaves behind: a
+/// connect then finds a thread ready, instead of paying for a new one (a clone, its stack and
+/// the Rust runtime's per-thread set-up, and one more wake-up: about half of the 0.35 ms from
+/// connect to first reply before). Threads beyond this exit when their connection ends.
+const SPARE_THREADS: usize = 2;
+
+/// One thread of the pool: accepts a connection, makes sure another thread accepts while it
+/// serves this one, serves it, and accepts again (the kernel wakes one waiter per connection:
+/// net/unix/af_unix.c, unix_accept, an exclusive wait). The main thread is one of them and
+/// never exits; a spawned one exits when enough others wait already.
+fn accept_loop(service: &Arc<Service>, listener: &Arc<UnixListener>, main: bool) {
     loop {
-        let stream = match listener.accept() {
+        if main {
+            service.waiting.fetch_add(1, Ordering::SeqCst);
+        } else if service
+            .waiting
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < SPARE_THREADS).then_some(n + 1))
+            .is_err()
+        {
+            return;
+        }
+        let accepted = listener.accept();
+        let others_waiting = service.waiting.fetch_sub(1, Ordering::SeqCst) > 1;
+        let stream = match accepted {
             Ok((s, _)) => s,
             Err(e) => {
                 // EMFILE and the like: wait for connections to end rather than spin.
@@ -302,15 +337,23 @@ fn accept_loop(service: &Arc<Service>, listener: &UnixListener) {
             service.log.warn(peer.uid, &format!("refused connection of uid {} pid {}: {why}", peer.uid, peer.pid));
             continue;
         }
-        let shared = service.clone();
         let uid = peer.uid;
-        let spawned = std::thread::Builder::new().name("conn".into()).stack_size(256 << 10).spawn(move || {
-            conn::handle(&shared, stream, peer);
-            shared.give_slot(uid);
-        });
-        if let Err(e) = spawned {
-            log::error!("cannot start a thread for uid {uid}: {e}");
-            service.give_slot(uid);
+        // Nobody would accept while this connection is served: start the thread that will,
+        // or refuse this connection (as when there was a thread per connection and it could
+        // not be started) and accept again.
+        if !others_waiting {
+            let (shared, listening) = (service.clone(), listener.clone());
+            let spawned = std::thread::Builder::new()
+                .name("conn".into())
+                .stack_size(256 << 10)
+                .spawn(move || accept_loop(&shared, &listening, false));
+            if let Err(e) = spawned {
+                log::error!("cannot start a thread for uid {uid}: {e}");
+                service.give_slot(uid);
+                continue;
+            }
         }
+        conn::handle(service, stream, peer);
+        service.give_slot(uid);
     }
 }

@@ -85,8 +85,28 @@ fn dir_of(mount: &CgroupMount, path: &str) -> Option<PathBuf> {
     Some(if rel.is_empty() { mount.mount_point.clone() } else { mount.mount_point.join(rel) })
 }
 
+/// A small kernel text file (procfs, cgroupfs) in as few system calls as it takes: reads of up
+/// to 4 KiB until one returns 0. `std::fs::read_to_string` asks for the size first (0 for
+/// these files) and then reads in steps that start at 32 bytes: a statx and 5 reads for a
+/// `/proc/PID/cgroup`, on every connection (strace).
+pub fn read_text(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut text = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match file.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => text.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    String::from_utf8(text).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
 fn read_list(path: &Path) -> Option<Result<Vec<u32>, String>> {
-    let text = std::fs::read_to_string(path).ok()?;
+    let text = read_text(path).ok()?;
     Some(parse_cpu_list(&text).ok_or_else(|| format!("{} is not a CPU list", path.display())))
 }
 
@@ -110,7 +130,7 @@ pub fn cpuset_from(memberships: &[Membership], mounts: &[CgroupMount]) -> Result
         return Err(format!("cannot read the cpuset of {}", dir.display()));
     }
     let Some(mount) = mounts.iter().find(|m| m.v2) else { return Ok(None) };
-    let root_has_cpuset = std::fs::read_to_string(mount.mount_point.join("cgroup.controllers"))
+    let root_has_cpuset = read_text(&mount.mount_point.join("cgroup.controllers"))
         .is_ok_and(|c| c.split_whitespace().any(|w| w == "cpuset"));
     if !root_has_cpuset {
         return Ok(None);
@@ -135,18 +155,19 @@ pub fn cgroup_mounts() -> Vec<CgroupMount> {
     std::fs::read_to_string("/proc/self/mountinfo").map(|t| parse_mountinfo(&t)).unwrap_or_default()
 }
 
-/// The cpuset and the cgroup paths of process `pid` (paths for `reset job=ID`).
-pub fn cpuset_of(pid: i32, mounts: &[CgroupMount]) -> (Result<Option<Vec<u32>>, String>, Vec<String>) {
+/// The cpuset and the cgroup paths of process `pid` (paths for `reset job=ID`). Unless `scoped`
+/// (a client whose writes are confined), the set is not read and comes back as Ok(None).
+pub fn cpuset_of(pid: i32, mounts: &[CgroupMount], scoped: bool) -> (Result<Option<Vec<u32>>, String>, Vec<String>) {
     if pid <= 0 {
         return (Err(format!("no pid for the client ({pid}): it is in another pid namespace")), Vec::new());
     }
-    let text = match std::fs::read_to_string(format!("/proc/{pid}/cgroup")) {
+    let text = match read_text(Path::new(&format!("/proc/{pid}/cgroup"))) {
         Ok(t) => t,
         Err(e) => return (Err(format!("cannot read /proc/{pid}/cgroup: {e}")), Vec::new()),
     };
     let memberships = parse_proc_cgroup(&text);
     let paths = memberships.iter().map(|m| m.path.clone()).collect();
-    (cpuset_from(&memberships, mounts), paths)
+    (if scoped { cpuset_from(&memberships, mounts) } else { Ok(None) }, paths)
 }
 
 /// Whether one of `paths` is Slurm's cgroup of job `id` (`.../job_<id>` or `.../job_<id>/...`).
@@ -250,11 +271,13 @@ mod tests {
     #[test]
     fn this_process_has_an_answer() {
         let mounts = cgroup_mounts();
-        let (set, paths) = cpuset_of(std::process::id() as i32, &mounts);
+        let (set, paths) = cpuset_of(std::process::id() as i32, &mounts, true);
         assert!(!paths.is_empty());
         if let Ok(Some(cpus)) = set {
             assert!(!cpus.is_empty());
         }
-        assert!(cpuset_of(0, &mounts).0.is_err() && cpuset_of(-3, &mounts).0.is_err());
+        let (unscoped, same_paths) = cpuset_of(std::process::id() as i32, &mounts, false);
+        assert_eq!((unscoped, same_paths), (Ok(None), paths));
+        assert!(cpuset_of(0, &mounts, true).0.is_err() && cpuset_of(-3, &mounts, true).0.is_err());
     }
 }

@@ -2,19 +2,42 @@
 //! out, every request answered by the core under its lock, socket I/O outside it.
 
 use super::core::{End, SessionId};
+use super::placement::Placement;
 use super::Service;
 use crate::daemon::{drain, read_record};
 use crate::wire::{self, Record, RECORD_LEN};
 use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 
 /// Requests answered per turn at the core's lock: bounds how long a large batch holds up others.
 const TURN: usize = 64;
 
+/// The session's socket, read and written with plain system calls (`sys::recv_plain`): the
+/// service has many threads, and glibc's wrappers then cost a cancellation bracket per call.
+/// The socket's timeouts apply as to std's calls (they are the kernel's).
+pub struct Plain<'a>(pub &'a UnixStream);
+
+impl Read for Plain<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        crate::sys::recv_plain(self.0.as_fd(), buf)
+    }
+}
+
+impl Write for Plain<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        crate::sys::send_plain(self.0.as_fd(), buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A batch (our extension): read whole (the client sends it all before it reads), then
 /// answered a turn at a time, each turn's replies sent after the core's lock is released.
 /// Ok(false) when the session was ended meanwhile.
-fn serve_batch(service: &Service, id: SessionId, stream: &mut UnixStream, header: &Record) -> io::Result<bool> {
+fn serve_batch(service: &Service, id: SessionId, stream: &mut Plain, header: &Record) -> io::Result<bool> {
     if header.cpu > wire::MAX_BATCH {
         log::warn!("session {id}: batch of {} requests exceeds {}; closing", header.cpu, wire::MAX_BATCH);
         let _ = stream.write_all(&wire::batch_header(0, wire::ERR_UNKNOWN).encode());
@@ -44,8 +67,11 @@ fn serve_batch(service: &Service, id: SessionId, stream: &mut UnixStream, header
 }
 
 /// Serves session `id` until EXIT, EOF, a broken channel or the session's end by an admin,
-/// then ends it (restoring unless the client said EXIT).
-pub fn serve(service: &Service, id: SessionId, stream: &mut UnixStream, extensions: bool) {
+/// then ends it (restoring unless the client said EXIT). The thread follows the client's
+/// CPUs as `placement` finds them.
+pub fn serve(service: &Service, id: SessionId, stream: &UnixStream, extensions: bool, placement: &mut Placement) {
+    let stream = &mut Plain(stream);
+    let mut announced = false;
     let end = loop {
         let req = match read_record(stream) {
             Ok(Some(req)) if req.kind == wire::Kind::Exit.code() => break End::Exit,
@@ -68,7 +94,11 @@ pub fn serve(service: &Service, id: SessionId, stream: &mut UnixStream, extensio
             }
         };
         match sent {
-            Ok(true) => {}
+            Ok(true) if !announced => {
+                service.core().announce(id);
+                announced = true;
+            }
+            Ok(true) => placement.recheck(),
             // Ended by an admin or SIGTERM: already restored.
             Ok(false) => return,
             Err(e) => {

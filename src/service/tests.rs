@@ -177,6 +177,20 @@ fn the_lock_file_is_judged_for_each_client() {
     assert_eq!(m.write(owner, 0, CTR0, 1), wire::ERR_NOERROR, "the lock's owner measures");
     assert_eq!(m.write(other, 1, CTR0, 1), wire::ERR_LOCKED);
     assert_eq!(m.read(root, 1, CTR0).0, wire::ERR_LOCKED, "root is not exempt, as in LIKWID");
+    // Each session's watch judges its own requests however the sessions take turns, and
+    // when the session whose watch is in the engine ends.
+    for _ in 0..2 {
+        assert_eq!(m.read(owner, 0, CTR0).0, wire::ERR_NOERROR);
+        assert_eq!(m.read(other, 1, CTR0).0, wire::ERR_LOCKED);
+        assert_eq!(m.read(owner, 0, CTR0).0, wire::ERR_NOERROR);
+    }
+    assert_eq!(m.core.end(owner, End::Restore), Some(1), "restored under the owner's own watch");
+    assert_eq!(m.read(other, 1, CTR0).0, wire::ERR_LOCKED);
+    let owner_again = m.core.open(m.client(1000, Access::ReadWrite, None));
+    assert_eq!(m.read(owner_again, 0, CTR0).0, wire::ERR_NOERROR, "a new session of the owner");
+    assert_eq!(m.core.end(other, End::Restore), Some(0));
+    assert_eq!(m.read(root, 1, CTR0).0, wire::ERR_LOCKED);
+    assert_eq!(m.read(owner_again, 0, CTR0).0, wire::ERR_NOERROR);
 }
 
 #[test]
