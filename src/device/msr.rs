@@ -95,8 +95,11 @@ impl MsrDevices {
         // The CPUs `list_cpus` finds, without its existence check per CPU: the open says it
         // (two system calls per CPU at start instead of three).
         let dir = root.msr_dir();
-        let entries = std::fs::read_dir(&dir).map_err(|_| no_msr_driver(&dir))?;
-        let mut ids: Vec<u32> = entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
+        let mut ids: Vec<u32> = Vec::new();
+        crate::sys::for_each_name(&dir, |name| {
+            ids.extend(std::str::from_utf8(name).ok().and_then(|n| n.parse::<u32>().ok()))
+        })
+        .map_err(|_| no_msr_driver(&dir))?;
         ids.sort_unstable();
         let mut cpus = Vec::with_capacity(ids.len());
         // `dir/N/msr` written into one buffer: `Root::msr` builds three paths per CPU, which

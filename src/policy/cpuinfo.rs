@@ -20,7 +20,7 @@ impl CpuInfo {
         let mut sockets = Vec::new();
         let mut current: Option<(u32, u32)> = None;
         let (mut vendor, mut family, mut model) = (None, None, None);
-        for line in text.lines() {
+        for line in super::lines::lines(text) {
             let Some((key, value)) = field(line) else { continue };
             match key {
                 "processor" => {
@@ -70,13 +70,24 @@ const KEYS: [&str; 5] = ["processor", "physical id", "vendor_id", "cpu family", 
 /// anything else (space, punctuation, non-ASCII) is split and trimmed in full. A 256-CPU
 /// simulated cpuinfo cost the daemon 1.3 M instructions when every line was (callgrind).
 fn field(line: &str) -> Option<(&str, &str)> {
-    match line.as_bytes().first()? {
-        b'p' | b'v' | b'c' | b'm' => KEYS.iter().find_map(|&key| {
-            let (gap, value) = line.strip_prefix(key)?.split_once(':')?;
+    let keys: &[&'static str] = match line.as_bytes().first()? {
+        b'p' => &KEYS[..2],
+        b'v' => &KEYS[2..3],
+        b'c' => &KEYS[3..4],
+        b'm' => &KEYS[4..],
+        b if b.is_ascii_alphanumeric() => return None,
+        _ => return line.split_once(':').map(|(key, value)| (key.trim(), value.trim())),
+    };
+    let (key, rest) = keys.iter().find_map(|&key| Some((key, line.strip_prefix(key)?)))?;
+    // The key's end: spaces and tabs, then the colon (anything but ASCII goes the general way).
+    let gap = rest.bytes().position(|b| !matches!(b, b' ' | b'\t')).unwrap_or(rest.len());
+    match rest.as_bytes().get(gap) {
+        Some(b':') => Some((key, rest[gap + 1..].trim())),
+        Some(b) if !b.is_ascii() => {
+            let (gap, value) = rest.split_once(':')?;
             gap.trim().is_empty().then(|| (key, value.trim()))
-        }),
-        b if b.is_ascii_alphanumeric() => None,
-        _ => line.split_once(':').map(|(key, value)| (key.trim(), value.trim())),
+        }
+        _ => None,
     }
 }
 
@@ -136,6 +147,12 @@ mod tests {
             "",
             "flags\t\t: fpu vme de pse : model",
             "9 model : 1",
+            "processor \u{a0}: 3",
+            "processor \u{a0}x: 3",
+            "model\t:",
+            "vendor_id:x",
+            "physical id : 1 : 2",
+            "cpu family\u{2003}",
         ] {
             assert_eq!(field(line).filter(|(k, _)| KEYS.contains(k)), general(line), "{line:?}");
         }
