@@ -13,7 +13,8 @@
  * `bench cg REG N`: start, N batches of 1024 reads, stop; `bench cgs REG N`: N * 1000 single
  * reads; `bench cgp REG N`: N batches of 1024 PCI reads on a simulated Skylake-SP (all run under
  * callgrind by bench.sh).
- * `bench start REG`: start, one read, stop (run under strace by bench.sh). */
+ * `bench start REG`: start, one read, stop (run under strace by bench.sh).
+ * `bench starts REG ROUNDS DAEMON...`: start-ups only (bench.sh with BENCH_STARTS=ROUNDS). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -453,8 +454,46 @@ static int run(int argc, char **argv)
     return 0;
 }
 
+/* `bench starts REG ROUNDS DAEMON...`: start-ups only, in seconds rather than minutes, for working on
+ * them (bench.sh with BENCH_STARTS=ROUNDS): per round the two floors, then each daemon (up to 4,
+ * taking turns at going first) started on the three simulated roots. Medians. */
+static int starts(int rounds, int n, char **daemons)
+{
+    const char *roots[3] = { getenv("BENCH_SIM2"), getenv("BENCH_SIM256U"), getenv("BENCH_SIM256") };
+    if (n < 1 || n > 4 || rounds < 1 || !roots[0] || !roots[1] || !roots[2])
+        return 2;
+    Samples spawn = make(rounds), open256 = make(rounds), s[4][3];
+    for (int d = 0; d < n; d++)
+        for (int r = 0; r < 3; r++)
+            s[d][r] = make(rounds);
+    for (int i = 0; i < rounds; i++) {
+        add(&spawn, spawn_floor_ms());
+        add(&open256, open_floor_ms(roots[2], 256));
+        for (int k = 0; k < n; k++) {
+            int d = (i + k) % n;
+            setenv("LIKWID_ACCESSD", daemons[d], 1);
+            for (int r = 0; r < 3; r++)
+                add(&s[d][r], startup_ms(roots[r]));
+        }
+    }
+    double fs = median(&spawn), fo = median(&open256);
+    printf("Start-ups only: medians of %d interleaved rounds\n\n", rounds);
+    printf("| %-44s | %8s | %8s | %8s |\n|---|---:|---:|---:|\n", "daemon (spawn to first reply, ms)", "2 CPUs",
+           "256+29", "256+600");
+    printf("| %-44s | %8.2f | %8s | %8.2f |\n", "floors: spawn of /bin/true; + 256 msr opens", fs, "", fs + fo);
+    for (int d = 0; d < n; d++)
+        printf("| %-44.44s | %8.2f | %8.2f | %8.2f |\n", daemons[d], median(&s[d][0]), median(&s[d][1]), median(&s[d][2]));
+    printf("\n(opening the 256 msr files alone: %.2f ms; 256+29: 256 CPUs with their 29 uncore PCI functions,"
+           " 256+600: padded to 600 functions; targets <= 1 ms and <= 2 ms)\n", fo);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 5 && strcmp(argv[1], "starts") == 0) {
+        reg = (uint32_t)strtoul(argv[2], NULL, 0);
+        return starts(atoi(argv[3]), argc - 4, argv + 4);
+    }
     if (argc >= 5 && strcmp(argv[1], "run") == 0) {
         reg = (uint32_t)strtoul(argv[3], NULL, 0);
         return run(argc, argv);
@@ -501,6 +540,6 @@ int main(int argc, char **argv)
         HPMfinalize();
         return 0;
     }
-    fprintf(stderr, "usage: %s run MSR_FILE REG OUR_DAEMON [LIKWID_DAEMON] | cg|cgs|cgp REG N | start REG\n", argv[0]);
+    fprintf(stderr, "usage: %s run MSR_FILE REG OUR_DAEMON [LIKWID_DAEMON] | cg|cgs|cgp REG N | start REG | starts REG ROUNDS DAEMON...\n", argv[0]);
     return 2;
 }

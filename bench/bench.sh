@@ -53,6 +53,11 @@ echo "LIKWID: $(dpkg-query -W -f='${Package} ${Version}' likwid 2>/dev/null || e
 echo "big site: 256 CPUs, $(ls "$pci" | wc -l) PCI functions ($uncore of them uncore units)"
 echo
 export BENCH_SIM2=$tmp/m BENCH_SIM256=$tmp/big BENCH_SIM256U=$tmp/bigu
+# BENCH_STARTS=ROUNDS: only the start-ups (ours, BENCH_BEFORE's), on the simulated roots, and exit.
+if [ -n "${BENCH_STARTS:-}" ]; then
+    "$tmp/bench" starts $reg "$BENCH_STARTS" "$rel/likwid-accessD" ${BENCH_BEFORE:+"$BENCH_BEFORE"}
+    exit
+fi
 likwid=/usr/sbin/likwid-accessD
 # The service's config directory must exist to mount a private one over it; /etc is the
 # host's even in the namespace, so only an empty directory made here is removed again.
