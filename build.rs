@@ -6,8 +6,13 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 #[allow(dead_code)]
+#[path = "src/policy/pci/parse.rs"]
+mod pci_parse;
+#[allow(dead_code)]
 #[path = "src/policy/rules.rs"]
 mod rules;
+// `pci_parse` names the error type as its parent's (`super::ParseError`), as in the crate.
+use rules::ParseError;
 
 fn main() {
     let major = std::env::var("CARGO_PKG_VERSION_MAJOR").unwrap();
@@ -21,6 +26,7 @@ fn main() {
     println!("cargo:rustc-env=LIKWID_ACCESS_DAEMON_PATH={daemon}");
     daemon_layout();
     builtin_tables();
+    builtin_pci_tables();
 }
 
 /// The daemon's memory (issue 14): the functions it runs side by side at the end of its code
@@ -70,4 +76,64 @@ fn builtin_tables() {
     );
     let out = Path::new(&std::env::var("OUT_DIR").unwrap()).join("builtin_tables.rs");
     std::fs::write(out, code).expect("write builtin_tables.rs");
+}
+
+/// `$OUT_DIR/builtin_pci.rs`: a static per PCI table of `src/policy/pci` (not the discovery
+/// tables): `INDEX_5_2: &[(i32, &str)]` for `index-5.2.txt`, `DEVICES_SKX: &[DeviceEntry]` for
+/// `devices-skx.txt`, `ALLOW_SKX: &[PciRule]` for `allow-skx.txt`, parsed by `pci/parse.rs`. A
+/// table that does not parse fails the build with its line.
+fn builtin_pci_tables() {
+    println!("cargo:rerun-if-changed=src/policy/pci/parse.rs");
+    println!("cargo:rerun-if-changed=src/policy/pci");
+    let mut tables: Vec<_> = std::fs::read_dir("src/policy/pci")
+        .expect("src/policy/pci")
+        .map(|e| e.expect("table directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    tables.sort();
+    let mut code = String::new();
+    for path in tables {
+        let stem = path.file_stem().and_then(|s| s.to_str()).expect("table name");
+        let Some((what, _)) = stem.split_once('-') else { continue };
+        if !matches!(what, "index" | "devices" | "allow") {
+            continue;
+        }
+        println!("cargo:rerun-if-changed={}", path.display());
+        let text = std::fs::read_to_string(&path).expect("table text");
+        let fail = |e: ParseError| -> ! { panic!("{}: {e}", path.display()) };
+        let upper = stem.to_uppercase().replace(['-', '.'], "_");
+        match what {
+            "index" => {
+                writeln!(code, "pub(super) static {upper}: &[(i32, &str)] = &[").unwrap();
+                for (n, name) in pci_parse::parse_numbering(&text).unwrap_or_else(|e| fail(e)) {
+                    writeln!(code, "    ({n}, {name:?}),").unwrap();
+                }
+            }
+            "devices" => {
+                writeln!(code, "pub(super) static {upper}: &[DeviceEntry<'static>] = &[").unwrap();
+                for d in pci_parse::parse_devices(&text).unwrap_or_else(|e| fail(e)) {
+                    writeln!(
+                        code,
+                        "    DeviceEntry {{ name: {:?}, kind: {:?}, dev: {:#x}, func: {:#x}, vendor: {:#x}, device: {:#x} }},",
+                        d.name, d.kind, d.dev, d.func, d.vendor, d.device
+                    )
+                    .unwrap();
+                }
+            }
+            _ => {
+                writeln!(code, "pub(super) static {upper}: &[PciRule<'static>] = &[").unwrap();
+                for r in pci_parse::parse_rules(&text).unwrap_or_else(|e| fail(e)) {
+                    writeln!(
+                        code,
+                        "    PciRule {{ kind: {:?}, first: {:#x}, last: {:#x}, write_mask: {:#x}, width: {} }},",
+                        r.kind, r.first, r.last, r.write_mask, r.width
+                    )
+                    .unwrap();
+                }
+            }
+        }
+        code.push_str("];\n");
+    }
+    let out = Path::new(&std::env::var("OUT_DIR").unwrap()).join("builtin_pci.rs");
+    std::fs::write(out, code).expect("write builtin_pci.rs");
 }

@@ -33,25 +33,35 @@ if [ "${host_vendor:-amd}" = intel ]; then wreg=0x38F; else wreg=0xC0010200; fi
 # A big site: 256 CPUs on 2 sockets with their uncore PCI devices, padded with other functions
 # to 600, which the daemon may see but never serves. The worst case for its filter: every
 # padding function sits at a device/function slot the uncore uses, on other buses, with Intel's
-# vendor id and a device id it does not serve, so each costs reading vendor and device.
+# vendor id and a device id it does not serve. Each is listed in proc/bus/pci/devices as the
+# kernel lists every function; without that list (or one that disagrees with sysfs) each
+# would cost reading its vendor and device files.
 "$rel/likwid-access" sim "$tmp/big" --cpu skx --cpus 256 --sockets 2 >/dev/null
 "$rel/likwid-access" sim "$tmp/bigu" --cpu skx --cpus 256 --sockets 2 >/dev/null
 pci=$tmp/big/sys/bus/pci/devices
 uncore=$(ls "$pci" | wc -l)
 slots=($(ls "$pci" | sed 's/^.*:\([0-9a-f]*\.[0-7]\)$/\1/' | sort -u))
 for ((i = 0; i < 600 - uncore; i++)); do
-    d=$pci/$(printf '0000:%02x:%s' $((0x40 + i / ${#slots[@]})) "${slots[i % ${#slots[@]}]}")
+    bus=$((0x40 + i / ${#slots[@]})) slot=${slots[i % ${#slots[@]}]}
+    d=$pci/$(printf '0000:%02x:%s' $bus "$slot")
     mkdir "$d"
     echo 0x8086 >"$d/vendor"
     echo 0x2021 >"$d/device"
     echo 0 >"$d/numa_node"
     truncate -s 256 "$d/config"
+    # The kernel lists every function in /proc/bus/pci/devices too (bus, devfn, vendor, device).
+    printf '%02x%02x\t80862021\t0\n' $bus $((0x${slot%.*} << 3 | ${slot#*.})) >>"$tmp/big/proc/bus/pci/devices"
 done
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
 echo "LIKWID: $(dpkg-query -W -f='${Package} ${Version}' likwid 2>/dev/null || echo unknown); simulated CPU: $sim; register $reg"
 echo "big site: 256 CPUs, $(ls "$pci" | wc -l) PCI functions ($uncore of them uncore units)"
 echo
 export BENCH_SIM2=$tmp/m BENCH_SIM256=$tmp/big BENCH_SIM256U=$tmp/bigu
+# BENCH_STARTS=ROUNDS: only the start-ups (ours, BENCH_BEFORE's), on the simulated roots, and exit.
+if [ -n "${BENCH_STARTS:-}" ]; then
+    "$tmp/bench" starts $reg "$BENCH_STARTS" "$rel/likwid-accessD" ${BENCH_BEFORE:+"$BENCH_BEFORE"}
+    exit
+fi
 likwid=/usr/sbin/likwid-accessD
 # The service's config directory must exist to mount a private one over it; /etc is the
 # host's even in the namespace, so only an empty directory made here is removed again.

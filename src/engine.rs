@@ -56,7 +56,7 @@ const PCI_SLOTS: usize = 64;
 struct PciSlot {
     key: Option<(u32, i32, u32)>,
     slot: usize,
-    rule: Option<&'static PciRule>,
+    rule: Option<&'static PciRule<'static>>,
 }
 
 const NO_PCI_SLOT: PciSlot = PciSlot { key: None, slot: 0, rule: None };
@@ -421,7 +421,12 @@ impl Engine {
 
     /// The position of PCI `device` on socket `cpu` and the rule for `reg` of it; NODEV for a
     /// device this machine does not have (not remembered).
-    fn pci_slot(&self, cpu: u32, device: i32, reg: u32) -> Result<(usize, Option<&'static PciRule>), AccessError> {
+    fn pci_slot(
+        &self,
+        cpu: u32,
+        device: i32,
+        reg: u32,
+    ) -> Result<(usize, Option<&'static PciRule<'static>>), AccessError> {
         let hash = cpu.wrapping_mul(31).wrapping_add(device as u32).wrapping_mul(31).wrapping_add(reg >> 2);
         let cell = &self.pci_slots[hash as usize % PCI_SLOTS];
         let remembered = cell.get();

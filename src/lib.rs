@@ -25,8 +25,8 @@ mod sys;
 mod tool;
 mod wire;
 
-/// The main of `likwid-accessD` (src/bin/likwid-accessD.rs).
-pub use daemon::main as daemon_main;
+/// The entry of `likwid-accessD` (src/bin/likwid-accessD.rs): its exit status.
+pub use daemon::entry as daemon_entry;
 /// The main of `likwid-access` (src/bin/likwid-access.rs).
 pub use tool::main as tool_main;
 

@@ -67,7 +67,7 @@ fn create_pci(root: &Root, generation: &Generation, sockets: u32) -> io::Result<
     let devices = root.pci_devices();
     for socket in 0..sockets {
         let mut seen: Vec<(&str, u32, u8, u8)> = Vec::new();
-        for entry in &generation.devices {
+        for entry in generation.devices {
             if seen.iter().any(|(name, ..)| *name == entry.name) {
                 continue; // one device per PciDeviceIndex entry, with its first id
             }
@@ -75,7 +75,7 @@ fn create_pci(root: &Root, generation: &Generation, sockets: u32) -> io::Result<
             while seen.iter().any(|&(_, b, d, f)| (b, d, f) == (bus, entry.dev, entry.func)) {
                 bus += 1;
             }
-            seen.push((&entry.name, bus, entry.dev, entry.func));
+            seen.push((entry.name, bus, entry.dev, entry.func));
             let name = format!("0000:{bus:02x}:{:02x}.{:x}", entry.dev, entry.func);
             pci_device(&devices.join(name), entry.vendor, entry.device, i64::from(socket))?;
         }
@@ -83,7 +83,38 @@ fn create_pci(root: &Root, generation: &Generation, sockets: u32) -> io::Result<
     if generation.devices.iter().any(|d| d.name == crate::device::pci::MMIO_BASE) {
         create_mmio(root, sockets)?;
     }
-    pci_device(&devices.join("0000:00:1f.6"), 0x8086, 0x15b8, -1)
+    pci_device(&devices.join("0000:00:1f.6"), 0x8086, 0x15b8, -1)?;
+    write_proc_pci(root)
+}
+
+/// `proc/bus/pci/devices` for every function under `sys/bus/pci/devices`, as the kernel prints
+/// it (drivers/pci/proc.c, show_device: bus and devfn, vendor and device, irq, then seven
+/// resource starts, seven sizes and the driver, no domain). Scripts that add functions append
+/// their lines (bench/bench.sh).
+pub fn write_proc_pci(root: &Root) -> io::Result<()> {
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(root.pci_devices())? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let Some((bus, devfn)) = name.split_once(':').and_then(|(_, rest)| rest.split_once(':')) else { continue };
+        let (Some((dev, func)), Ok(bus)) = (devfn.split_once('.'), u8::from_str_radix(bus, 16)) else { continue };
+        let (Ok(dev), Ok(func)) = (u8::from_str_radix(dev, 16), u8::from_str_radix(func, 16)) else { continue };
+        let id = |attr: &str| -> io::Result<u16> {
+            let text = std::fs::read_to_string(path.join(attr))?;
+            u16::from_str_radix(text.trim().trim_start_matches("0x"), 16)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        };
+        let zeros = "\t               0".repeat(14);
+        lines.push(format!(
+            "{bus:02x}{:02x}\t{:04x}{:04x}\t0{zeros}\t\n",
+            dev << 3 | func,
+            id("vendor")?,
+            id("device")?
+        ));
+    }
+    lines.sort();
+    std::fs::create_dir_all(root.base().join("proc/bus/pci"))?;
+    std::fs::write(root.base().join("proc/bus/pci/devices"), lines.concat())
 }
 
 /// Icelake-SP: BARs in each socket's 00.1 config space that place its memory-controller windows

@@ -11,6 +11,74 @@ pub fn secure_exec() -> bool {
     unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
 }
 
+/// The part of std's runtime set-up before a Rust `main` that the daemon relies on, for its own
+/// C `main` (src/bin/likwid-accessD.rs). Descriptors 0, 1 and 2 open: a closed one is opened on
+/// /dev/null, as std does, else the first device file opened would become stdin, stdout or
+/// stderr and a message meant for stderr would be written into it. SIGPIPE ignored: a peer
+/// that went away is an EPIPE error, not the end of the daemon. Left out: std's guard for
+/// main-thread stack overflows, which finds the stack through glibc's pthread_getattr_np
+/// (it reads and parses /proc/self/maps: ~0.1 M instructions and 10 system calls at every
+/// start, callgrind and strace); an overflow then ends the daemon with SIGSEGV instead of a
+/// message and SIGABRT.
+pub fn runtime_setup() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd { fd, events: 0, revents: 0 });
+    // SAFETY: `fds` is a writable array of three pollfd for the duration of the call.
+    let polled = unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) } != -1;
+    for pfd in fds {
+        let closed = if polled {
+            pfd.revents & libc::POLLNVAL != 0
+        } else {
+            // SAFETY: F_GETFD only reads the descriptor's flags.
+            let flags = unsafe { libc::fcntl(pfd.fd, libc::F_GETFD) };
+            flags == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::EBADF)
+        };
+        // SAFETY: a constant NUL-terminated path. The new descriptor is the lowest free one,
+        // which is `pfd.fd`: every lower one is open by now.
+        if closed && unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR, 0) } != pfd.fd {
+            std::process::abort();
+        }
+    }
+    // SAFETY: SIG_IGN is a valid disposition for SIGPIPE; no handler code runs.
+    if unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) } == libc::SIG_ERR {
+        std::process::abort();
+    }
+}
+
+/// Calls `each` with the name of every entry of the directory `path` but `.` and `..`, in
+/// the directory's order; entries that cannot be read are passed over (as `read_dir().flatten()`
+/// does). Without std's two allocations per entry (ReadDir's copy of the name and
+/// `DirEntry::file_name`'s): start-up lists the msr directory (an entry per CPU) and sysfs's
+/// PCI functions (600 on a big site), and std's listing cost ~500 instructions per entry.
+pub fn for_each_name(path: &std::path::Path, mut each: impl FnMut(&[u8])) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    struct Dir(*mut libc::DIR);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            // SAFETY: the DIR came from opendir and is closed here only.
+            unsafe { libc::closedir(self.0) };
+        }
+    }
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())?;
+    // SAFETY: `path` is NUL-terminated and outlives the call; glibc opens with O_CLOEXEC.
+    let dir = Dir(unsafe { libc::opendir(path.as_ptr()) });
+    if dir.0.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    loop {
+        // SAFETY: `dir.0` is an open DIR that only this loop reads.
+        let entry = unsafe { libc::readdir64(dir.0) };
+        if entry.is_null() {
+            return Ok(());
+        }
+        // SAFETY: readdir64 returned a dirent64 whose d_name is NUL-terminated; it stays valid
+        // until the next readdir64 on `dir`, and the name is used before that.
+        let name = unsafe { std::ffi::CStr::from_ptr((*entry).d_name.as_ptr()) }.to_bytes();
+        if name != b"." && name != b".." {
+            each(name);
+        }
+    }
+}
+
 /// CLOCK_MONOTONIC_COARSE in nanoseconds, None when the clock cannot be read. The lock check
 /// reads it once per request; through nix's wrapper and `Duration` that cost about 75
 /// instructions, a tenth of the daemon's work per batched read (callgrind).

@@ -86,6 +86,36 @@ fn greeting_lists_non_consecutive_cpus_and_hostile_records_get_errors() {
     assert!(child.wait().unwrap().success());
 }
 
+/// Started with stdout and stderr closed (the daemon runs its own `main`, not std's runtime,
+/// which would reopen them), the daemon still opens them on /dev/null first: else a register
+/// file would take descriptor 1 or 2 and the debug log would be written into register 0.
+#[test]
+fn closed_standard_descriptors_never_become_device_files() {
+    let root = machine("closed-stdio", "zen3", &[0, 1]);
+    let (mut ours, theirs) = UnixStream::pair().unwrap();
+    let mut child = Command::new("sh")
+        .args(["-c", "exec \"$0\" --channel=stdin --pci-numbering=5.2 >&- 2>&-", DAEMON])
+        .env_clear()
+        .env("LIKWID_ACCESS_ROOT", &*root)
+        .env("LIKWID_ACCESS_DEBUG", "1")
+        .stdin(Stdio::from(OwnedFd::from(theirs)))
+        .spawn()
+        .unwrap();
+    ours.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let (hello, payload) = greeting(&mut ours);
+    assert_eq!(hello.errorcode, 0, "{}", String::from_utf8_lossy(&payload));
+    let r = ask(&mut ours, wire::Kind::Read.code(), 1, 0, CTR0, 0);
+    assert_eq!(r.errorcode, wire::ERR_NOERROR);
+    ours.write_all(&Record::request(wire::Kind::Exit, 0, 0, 0, 0).encode()).unwrap();
+    assert!(child.wait().unwrap().success());
+    for cpu in [0, 1] {
+        let mut head = [0u8; 4096];
+        let store = std::fs::File::open(root.join(format!("dev/cpu/{cpu}/msr"))).unwrap();
+        std::os::unix::fs::FileExt::read_exact_at(&store, &mut head, 0).unwrap();
+        assert!(head.iter().all(|b| *b == 0), "cpu {cpu}: {:?}", String::from_utf8_lossy(&head[..80]));
+    }
+}
+
 #[test]
 fn daemon_that_cannot_serve_says_why_in_its_greeting() {
     let root = machine("unsupported", "zen4", &[0]);

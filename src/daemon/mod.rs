@@ -99,6 +99,17 @@ fn open_trace(secure: bool) -> Option<Box<dyn Write>> {
     }
 }
 
+/// The daemon binary's entry, called from its own C `main` (src/bin/likwid-accessD.rs) instead
+/// of through std's runtime set-up, which it does the needed part of (`sys::runtime_setup`).
+/// Returns the exit status: `main`'s, or 101 after a panic, as std's runtime would.
+pub fn entry() -> i32 {
+    sys::runtime_setup();
+    let Ok(code) = std::panic::catch_unwind(main) else { return 101 };
+    let _ = std::io::stdout().flush();
+    // ExitCode has no accessor for its number; it is one of the 256 a u8 makes.
+    (0..=u8::MAX).find(|&c| ExitCode::from(c) == code).map_or(1, i32::from)
+}
+
 pub fn main() -> ExitCode {
     let secure = sys::secure_exec();
     // Arguments are the caller's bytes: not valid UTF-8 is an unknown argument, not a panic.

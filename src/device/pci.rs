@@ -8,8 +8,10 @@
 use crate::policy::pci::Generation;
 use crate::root::Root;
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -53,8 +55,8 @@ impl PciConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
     /// PciDeviceIndex name.
-    pub name: String,
-    pub kind: String,
+    pub name: &'static str,
+    pub kind: &'static str,
     pub socket: u32,
     pub path: PathBuf,
 }
@@ -81,24 +83,130 @@ fn read_decimal(path: &Path) -> Option<i64> {
     std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
 }
 
-/// `DDDD:BB:DD.F` → (domain, bus, device, function).
+/// `DDDD:BB:DD.F` → (domain, bus, device, function). By bytes: `str::split_once` and
+/// `from_str_radix` cost ~560 instructions per name, and a big site has 600 (callgrind).
 fn parse_address(name: &str) -> Option<(u32, u8, u8, u8)> {
-    let (domain, rest) = name.split_once(':')?;
-    let (bus, rest) = rest.split_once(':')?;
-    let (dev, func) = rest.split_once('.')?;
-    Some((
-        u32::from_str_radix(domain, 16).ok()?,
-        u8::from_str_radix(bus, 16).ok()?,
-        u8::from_str_radix(dev, 16).ok()?,
-        u8::from_str_radix(func, 16).ok()?,
-    ))
+    fn split(b: &[u8], at: u8) -> Option<(&[u8], &[u8])> {
+        b.iter().position(|&c| c == at).map(|i| (&b[..i], &b[i + 1..]))
+    }
+    let (domain, rest) = split(name.as_bytes(), b':')?;
+    let (bus, rest) = split(rest, b':')?;
+    let (dev, func) = split(rest, b'.')?;
+    let byte = |digits| hex_number(digits).and_then(|n| u8::try_from(n).ok());
+    Some((hex_number(domain)?, byte(bus)?, byte(dev)?, byte(func)?))
+}
+
+/// The number in 1 to 8 hex digits `digits` (no sign, no prefix), None for anything else.
+fn hex_number(digits: &[u8]) -> Option<u32> {
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    digits.iter().try_fold(0u32, |n, &b| Some(n << 4 | char::from(b).to_digit(16)?))
+}
+
+/// Bus and devfn of a function as one number, as `/proc/bus/pci/devices` prints it.
+fn bus_devfn(bus: u8, dev: u8, func: u8) -> u16 {
+    u16::from(bus) << 8 | u16::from(dev & 0x1F) << 3 | u16::from(func & 7)
+}
+
+/// The kernel's one-file list of every PCI function, `/proc/bus/pci/devices`, as sorted
+/// (bus·devfn, vendor·device) pairs. Each line starts `BBDF\tVVVVDDDD\t` (show_device in the
+/// kernel's drivers/pci/proc.c: bus number and devfn, then the `vendor` and `device` of the
+/// pci_dev, the same fields sysfs's `vendor` and `device` attributes print) for every function
+/// of every domain, but without the domain: on a machine with several domains, two lines can
+/// share a bus·devfn. (LIKWID 5.5.1's src/pci_proc.c reads this file and ignores domains.)
+/// None when a line does not read so.
+fn proc_pci_ids(text: &str) -> Option<Vec<(u16, u32)>> {
+    let mut ids = Vec::new();
+    for line in crate::policy::lines::lines(text) {
+        let b = line.as_bytes();
+        if b.len() < 13 || b[4] != b'\t' || b.get(13).is_some_and(|&c| c != b'\t') {
+            return None;
+        }
+        ids.push((hex_number(&b[..4])? as u16, hex_number(&b[5..13])?));
+    }
+    ids.sort_unstable();
+    Some(ids)
+}
+
+/// The `/proc/bus/pci/devices` list, if it lists exactly the functions sysfs does (`keys`: the
+/// bus·devfn of every sysfs entry, sorted). Anything else (no such file, a private sysfs bound
+/// over the real one, a function hot-plugged between the two reads) and it is not used.
+fn consistent_proc_ids(root: &Root, keys: &[u16]) -> Option<Vec<(u16, u32)>> {
+    let text = std::fs::read_to_string(root.base().join("proc/bus/pci/devices")).ok()?;
+    let ids = proc_pci_ids(&text)?;
+    (ids.len() == keys.len() && ids.iter().zip(keys).all(|((k, _), key)| k == key)).then_some(ids)
+}
+
+/// What the kernel's list says about one bus·devfn.
+enum Listed {
+    /// One function there, with these ids: it is the function of that bus·devfn in sysfs.
+    Once(u16, u16),
+    /// Several (one per domain), none with ids the table serves at that slot.
+    NoneServed,
+    /// Several, and one of them may be served: each function's own files must say which.
+    Ambiguous,
+}
+
+fn listed(ids: &[(u16, u32)], key: u16, served: impl Fn(u16, u16) -> bool) -> Listed {
+    let split = |id: u32| ((id >> 16) as u16, id as u16);
+    let lines = &ids[ids.partition_point(|(k, _)| *k < key)..ids.partition_point(|(k, _)| *k <= key)];
+    match lines {
+        [(_, id)] => Listed::Once(split(*id).0, split(*id).1),
+        _ if lines.iter().any(|(_, id)| served(split(*id).0, split(*id).1)) => Listed::Ambiguous,
+        _ => Listed::NoneServed,
+    }
+}
+
+/// A function's ids from its own sysfs `vendor` and `device` files (`path`: its directory,
+/// restored on return); the device file is read only when the vendor may be served.
+fn file_ids(path: &mut Vec<u8>, vendor_served: impl Fn(u16) -> bool) -> Option<(u16, u16)> {
+    let len = path.len();
+    let mut read = |attr: &[u8]| {
+        path.extend_from_slice(attr);
+        let value = read_hex(Path::new(OsStr::from_bytes(path))).and_then(|v| u16::try_from(v).ok());
+        path.truncate(len);
+        value
+    };
+    let vendor = read(b"/vendor").filter(|v| vendor_served(*v))?;
+    Some((vendor, read(b"/device")?))
 }
 
 /// The generation's devices under `root`, each with its socket: its NUMA node when the
-/// kernel knows it, else its rank in bus order among the devices of the same name.
+/// kernel knows it, else its rank in bus order among the devices of the same name. A function
+/// is an uncore device only when its slot, vendor and device id are all in the table; they are
+/// decided from the cheapest facts first: the slot in its name, then the kernel's list of every
+/// function when that agrees with sysfs, else its vendor file, then its device file (on a site
+/// with 600 functions, two files per function cost 4.7 ms of system calls at each start).
 pub fn scan(root: &Root, generation: &Generation) -> Vec<Found> {
+    // (bus·devfn's devfn, vendor·device) of every table entry, sorted, and the devfns alone:
+    // looked up once or twice per function of the site, not by walking the table.
+    let devfn = |dev: u8, func: u8| (dev < 0x20 && func < 8).then(|| bus_devfn(0, dev, func));
+    let mut table: Vec<(u16, u32)> = generation
+        .devices
+        .iter()
+        .filter_map(|e| Some((devfn(e.dev, e.func)?, u32::from(e.vendor) << 16 | u32::from(e.device))))
+        .collect();
+    table.sort_unstable();
+    let at_slot =
+        |slot: u16| &table[table.partition_point(|(d, _)| *d < slot)..table.partition_point(|(d, _)| *d <= slot)];
     let dir = root.pci_devices();
-    let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
+    let mut keys = Vec::new();
+    // Candidates at a served slot: their names one after another in `names`.
+    let (mut names, mut candidates) = (Vec::new(), Vec::new());
+    let scanned = crate::sys::for_each_name(&dir, |name| {
+        let Some((domain, bus, dev, func)) = std::str::from_utf8(name).ok().and_then(parse_address) else { return };
+        keys.push(bus_devfn(bus, dev, func));
+        if devfn(dev, func).is_some_and(|slot| !at_slot(slot).is_empty()) {
+            candidates.push((names.len()..names.len() + name.len(), domain, bus, dev, func));
+            names.extend_from_slice(name);
+        }
+    });
+    if scanned.is_err() {
+        return Vec::new();
+    }
+    keys.sort_unstable();
+    let proc_ids = if candidates.is_empty() { None } else { consistent_proc_ids(root, &keys) };
     struct Match {
         entry: usize,
         address: (u32, u8),
@@ -106,33 +214,31 @@ pub fn scan(root: &Root, generation: &Generation) -> Vec<Found> {
         config: PathBuf,
     }
     let mut matched: Vec<Match> = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some((domain, bus, dev, func)) = name.to_str().and_then(parse_address) else { continue };
-        // Decide from the cheapest facts first: the slot in the name (no system call), then
-        // the vendor, then the device id; numa_node only for a device we serve.
-        let slot = |e: &&crate::policy::pci::DeviceEntry| (e.dev, e.func) == (dev, func);
-        if !generation.devices.iter().any(|e| slot(&e)) {
-            continue;
-        }
-        let path = entry.path();
-        let Some(vendor) = read_hex(&path.join("vendor")) else { continue };
-        if !generation.devices.iter().filter(slot).any(|e| u64::from(e.vendor) == vendor) {
-            continue;
-        }
-        let Some(device) = read_hex(&path.join("device")) else { continue };
-        let mut entries = generation
-            .devices
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| slot(e) && (u64::from(e.vendor), u64::from(e.device)) == (vendor, device));
-        let Some(first) = entries.next() else { continue };
-        let numa = read_decimal(&path.join("numa_node")).filter(|n| *n >= 0).map(|n| n as u32);
-        for (i, _) in std::iter::once(first).chain(entries) {
-            matched.push(Match { entry: i, address: (domain, bus), numa, config: path.join("config") });
+    let mut path = dir.into_os_string().into_vec();
+    path.push(b'/');
+    let dir_len = path.len();
+    for (name, domain, bus, dev, func) in candidates {
+        let ids_here = at_slot(bus_devfn(0, dev, func));
+        let served = |v: u16, d: u16| ids_here.iter().any(|(_, id)| *id == u32::from(v) << 16 | u32::from(d));
+        path.truncate(dir_len);
+        path.extend_from_slice(&names[name]);
+        let ids = match proc_ids.as_deref().map(|ids| listed(ids, bus_devfn(bus, dev, func), served)) {
+            Some(Listed::Once(v, d)) => Some((v, d)),
+            Some(Listed::NoneServed) => None,
+            Some(Listed::Ambiguous) | None => {
+                file_ids(&mut path, |v| ids_here.iter().any(|(_, id)| *id >> 16 == u32::from(v)))
+            }
+        };
+        let Some((vendor, device)) = ids.filter(|&(v, d)| served(v, d)) else { continue };
+        let base = Path::new(OsStr::from_bytes(&path));
+        let numa = read_decimal(&base.join("numa_node")).filter(|n| *n >= 0).map(|n| n as u32);
+        for (i, e) in generation.devices.iter().enumerate() {
+            if (e.dev, e.func, e.vendor, e.device) == (dev, func, vendor, device) {
+                matched.push(Match { entry: i, address: (domain, bus), numa, config: base.join("config") });
+            }
         }
     }
-    let name = |m: &Match| generation.devices[m.entry].name.as_str();
+    let name = |m: &Match| generation.devices[m.entry].name;
     matched.sort_by(|a, b| (name(a), a.address).cmp(&(name(b), b.address)));
     let mut rank: BTreeMap<&str, u32> = BTreeMap::new();
     matched
@@ -142,7 +248,7 @@ pub fn scan(root: &Root, generation: &Generation) -> Vec<Found> {
             let socket = m.numa.unwrap_or(*next);
             *next += 1;
             let e = &generation.devices[m.entry];
-            Found { name: e.name.clone(), kind: e.kind.clone(), socket, path: m.config.clone() }
+            Found { name: e.name, kind: e.kind, socket, path: m.config.clone() }
         })
         .collect()
 }
@@ -239,7 +345,7 @@ impl PciDevices {
         for found in generation.map(|g| scan(root, g)).unwrap_or_default() {
             match PciConfig::open(&found.path) {
                 Ok(config) => {
-                    devices.insert((found.socket, found.name), (found.kind, config));
+                    devices.insert((found.socket, found.name.to_string()), (found.kind.to_string(), config));
                 }
                 Err(e) => log::warn!("cannot open {}: {e}", found.path.display()),
             }
@@ -302,21 +408,81 @@ mod tests {
         device(&devs, "0000:3a:0a.2", "0x2042", "1"); // IMC 0 channel 0 on NUMA node 1
         device(&devs, "0000:3a:0a.3", "0x2042", "0"); // right id, wrong function: not an IMC
         device(&devs, "0000:00:1f.6", "0x15b8", "0"); // a NIC
-        let mut found: Vec<(String, u32)> = scan(&root, skx).into_iter().map(|f| (f.name, f.socket)).collect();
+        let mut found: Vec<(&str, u32)> = scan(&root, skx).into_iter().map(|f| (f.name, f.socket)).collect();
         found.sort();
         assert_eq!(
             found,
-            vec![
-                ("PCI_IMC_DEVICE_0_CH_0".to_string(), 1),
-                ("PCI_QPI_DEVICE_PORT_0".to_string(), 0),
-                ("PCI_QPI_DEVICE_PORT_0".to_string(), 1)
-            ]
+            vec![("PCI_IMC_DEVICE_0_CH_0", 1), ("PCI_QPI_DEVICE_PORT_0", 0), ("PCI_QPI_DEVICE_PORT_0", 1)]
         );
         let opened = PciDevices::open_all(&root, Some(skx));
         assert_eq!(opened.list().count(), 3);
         assert!(opened.get(1, "PCI_IMC_DEVICE_0_CH_0").is_some_and(|(kind, _)| kind == "IMC"));
         assert_eq!(PciDevices::open_all(&root, None).list().count(), 0);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A `proc/bus/pci/devices` line as the kernel prints it (drivers/pci/proc.c, show_device).
+    fn proc_line(bus: u8, dev: u8, func: u8, ids: u32) -> String {
+        format!("{:04x}\t{ids:08x}\t0{}\t\n", bus_devfn(bus, dev, func), "\t               0".repeat(14))
+    }
+
+    fn scanned(root: &Root) -> Vec<(&'static str, u32, String)> {
+        let skx = Generation::for_model("skx").unwrap();
+        let mut found: Vec<_> = scan(root, skx)
+            .into_iter()
+            .map(|f| (f.name, f.socket, f.path.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned()))
+            .collect();
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn the_kernels_pci_list_reads_as_bus_devfn_and_ids() {
+        let text = proc_line(0x3a, 0x0a, 2, 0x8086_2042) + &proc_line(0x00, 0x1f, 6, 0x8086_15b8);
+        assert_eq!(proc_pci_ids(&text), Some(vec![(0x00fe, 0x8086_15b8), (0x3a52, 0x8086_2042)]));
+        assert_eq!(proc_pci_ids(""), Some(vec![]));
+        assert_eq!(proc_pci_ids("3a52 80862042\n"), None, "not the kernel's tab-separated form");
+        assert_eq!(proc_pci_ids("3a5\t80862042\t0\n"), None);
+    }
+
+    /// With the kernel's list consistent with sysfs, ids come from the list: a function whose
+    /// bus·devfn is there once needs no file read, and one the list says is not served is not,
+    /// whatever its files say. Where domains share a bus·devfn, each function's own files decide.
+    #[test]
+    fn the_kernels_list_decides_where_it_is_unambiguous_and_files_decide_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        let devs = root.pci_devices();
+        device(&devs, "0000:17:0e.0", "0x2058", "0"); // UPI port 0: served
+        device(&devs, "0000:3a:0a.2", "0x2021", "0"); // files say not an IMC channel ...
+        device(&devs, "0000:3b:0a.2", "0x2042", "1"); // ... and say an IMC channel
+        device(&devs, "0000:40:0a.2", "0x2042", "0"); // two domains share 40:0a.2:
+        device(&devs, "0001:40:0a.2", "0x2021", "1"); // the files of each decide
+        std::fs::remove_file(devs.join("0000:17:0e.0/vendor")).unwrap(); // the list alone says it
+        let list = proc_line(0x17, 0x0e, 0, 0x8086_2058)
+            + &proc_line(0x3a, 0x0a, 2, 0x8086_2042) // the kernel's ids: these win
+            + &proc_line(0x3b, 0x0a, 2, 0x8086_2021)
+            + &proc_line(0x40, 0x0a, 2, 0x8086_2021)
+            + &proc_line(0x40, 0x0a, 2, 0x8086_2042);
+        std::fs::create_dir_all(dir.path().join("proc/bus/pci")).unwrap();
+        std::fs::write(dir.path().join("proc/bus/pci/devices"), &list).unwrap();
+        assert_eq!(
+            scanned(&root),
+            vec![
+                ("PCI_IMC_DEVICE_0_CH_0", 0, "0000:3a:0a.2".into()),
+                ("PCI_IMC_DEVICE_0_CH_0", 0, "0000:40:0a.2".into()),
+                ("PCI_QPI_DEVICE_PORT_0", 0, "0000:17:0e.0".into()),
+            ]
+        );
+        // A list that does not match sysfs (a function more or less) is not used: the files decide.
+        std::fs::write(dir.path().join("proc/bus/pci/devices"), list + &proc_line(0x99, 0, 0, 0x8086_2058)).unwrap();
+        assert_eq!(
+            scanned(&root),
+            vec![
+                ("PCI_IMC_DEVICE_0_CH_0", 0, "0000:40:0a.2".into()),
+                ("PCI_IMC_DEVICE_0_CH_0", 1, "0000:3b:0a.2".into())
+            ]
+        );
     }
 
     #[test]
@@ -359,5 +525,17 @@ mod tests {
         assert_eq!(parse_address("0000:3a:0a.2"), Some((0, 0x3a, 0x0a, 2)));
         assert_eq!(parse_address("0000:3a:0a"), None);
         assert_eq!(parse_address("pci0000:00"), None);
+        assert_eq!(parse_address("10000:e1:00.5"), Some((0x10000, 0xe1, 0, 5)), "a VMD domain");
+        for bad in [
+            "0000:3a:0a.",
+            "0000::0a.2",
+            ":3a:0a.2",
+            "0000:3a:+a.2",
+            "0000:13a:0a.2",
+            "0000:3a:0a.2x",
+            "1000000000:3a:0a.2",
+        ] {
+            assert_eq!(parse_address(bad), None, "{bad}");
+        }
     }
 }

@@ -50,7 +50,7 @@ impl Machine {
 /// Turns bytes into requests that mostly name registers the policy lists, so the fuzzer gets
 /// past NODEV and RESTREG quickly; some are raw, to keep every path reachable.
 fn requests(machine: &Machine, policy: &Policy, data: &[u8]) -> Vec<Record> {
-    let pci_rules = machine.generation().map(|g| g.rules.as_slice()).unwrap_or_default();
+    let pci_rules = machine.generation().map(|g| g.rules).unwrap_or_default();
     let pci_names: Vec<i32> = machine.pci.list().filter_map(|(_, n)| Numbering::Likwid52.index(n)).collect();
     data.chunks_exact(12)
         .map(|c| {

@@ -13,6 +13,7 @@ mod cpu;
 mod cpuinfo;
 pub mod cpulist;
 pub mod discovery;
+pub mod lines;
 mod memo;
 pub mod pci;
 mod rules;
