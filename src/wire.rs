@@ -66,6 +66,17 @@ impl Kind {
         }
     }
 
+    /// What a request of `type` value `code` asks for, as log lines say it: `read`, `write`,
+    /// `check`, or `request` for anything else.
+    pub fn verb(code: i32) -> &'static str {
+        match Kind::from_code(code) {
+            Some(Kind::Read) => "read",
+            Some(Kind::Write) => "write",
+            Some(Kind::Check) => "check",
+            _ => "request",
+        }
+    }
+
     /// The kind a record's `type` value names, if any.
     pub fn from_code(code: i32) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.code() == code)

@@ -68,12 +68,7 @@ impl Audit {
         if !self.admit() {
             return;
         }
-        let op = match Kind::from_code(req.kind) {
-            Some(Kind::Write) => "write",
-            Some(Kind::Check) => "check",
-            Some(Kind::Read) => "read",
-            _ => "request",
-        };
+        let op = Kind::verb(req.kind);
         let Peer { uid, pid } = self.peer;
         let (cpu, device, reg) = (req.cpu, req.device, req.reg);
         match err {

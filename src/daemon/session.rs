@@ -138,12 +138,7 @@ impl<'e> Session<'e> {
             }
         };
         if let Some(trace) = self.trace.as_mut() {
-            let op = match Kind::from_code(req.kind) {
-                Some(Kind::Read) => "read",
-                Some(Kind::Write) => "write",
-                Some(Kind::Check) => "check",
-                _ => "unknown",
-            };
+            let op = Kind::verb(req.kind);
             let data = if req.kind == Kind::Write.code() { req.data } else { reply.data };
             let code = wire::code_name(reply.errorcode);
             let _ = writeln!(trace, "{op} {} {} {:#x} {data:#x} {code}", req.cpu, req.device, req.reg);

@@ -493,12 +493,7 @@ fn refused(id: SessionId, live: &mut Live, req: &Record, e: &AccessError, why: &
     if live.refusals > LOGGED_REFUSALS {
         return;
     }
-    let op = match Kind::from_code(req.kind) {
-        Some(Kind::Write) => "write",
-        Some(Kind::Read) => "read",
-        Some(Kind::Check) => "check",
-        _ => "request",
-    };
+    let op = Kind::verb(req.kind);
     let c = &live.client;
     let why = if why.is_empty() { e.to_string() } else { why.to_string() };
     let line = format!(
