@@ -32,6 +32,8 @@ set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+# shellcheck source=tests/likwid/topo.sh
+source "$here/topo.sh"
 rel=$root/target/release
 
 # ---------------------------------------------------------------- the inner half (namespace)
@@ -672,16 +674,9 @@ for ver in "${run_versions[@]}"; do
         family=$(awk -F: '/^cpu family/ { print $2 + 0; exit }' "$w/m/proc/cpuinfo")
         model=$(awk -F: '/^model[ \t]*:/ { print $2 + 0; exit }' "$w/m/proc/cpuinfo")
         printf 'family=%s\nmodel=%s\n' "$family" "$model" >>"$w/cpu.env"
-        sed -e "s/^cpuid_info family = .*/cpuid_info family = $family/" \
-            -e "s/^cpuid_info model = .*/cpuid_info model = $model/" \
-            -e "s/^cpuid_info stepping = .*/cpuid_info stepping = $stepping/" \
-            -e "s/^cpuid_info isIntel = .*/cpuid_info isIntel = $intel/" \
-            -e "s/^cpuid_info perf_version = .*/cpuid_info perf_version = $perf_version/" \
-            -e "s/^cpuid_info perf_num_ctr = .*/cpuid_info perf_num_ctr = $perf_num_ctr/" \
-            -e "s/^cpuid_info perf_num_fixed_ctr = .*/cpuid_info perf_num_fixed_ctr = $perf_num_fixed/" \
-            -e "s/^cpuid_info perf_width_ctr = .*/cpuid_info perf_width_ctr = $perf_width/" \
-            -e "s/^cpuid_info osname = .*/cpuid_info osname = likwid-access simulated $cpu/" \
-            "$work/host-topo-$ver.cfg" | if [[ $sockets == 2 ]]; then two_sockets; else cat; fi >"$w/likwid_topo.cfg"
+        likwid_topo "$family" "$model" "$stepping" "$intel" "$perf_version" "$perf_num_ctr" "$perf_num_fixed" \
+            "$perf_width" "likwid-access simulated $cpu" <"$work/host-topo-$ver.cfg" |
+            if [[ $sockets == 2 ]]; then two_sockets; else cat; fi >"$w/likwid_topo.cfg"
         # LIKWID starts its daemon with an empty environment (LIKWID 5.5.1 src/access_client.c,
         # access_client_startDaemon_direct: execve with newenv = {NULL}): the wrapper adds ours.
         {

@@ -17,6 +17,8 @@
 # shellcheck disable=SC2015,SC2016,SC2317  # `a && ok || bad` is meant; the inner script is single-quoted; cleanup runs from the trap
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/likwid/topo.sh
+source "$here/../likwid/topo.sh"
 root=$(cd "$here/../.." && pwd)
 rel=$root/target/release
 
@@ -89,15 +91,8 @@ for r in "${runs[@]}"; do
         rm -f "$inst/topo.cfg"
         "$p/bin/likwid-genTopoCfg" -o "$inst/topo.cfg" >/dev/null 2>&1 || true
         [[ -s $inst/topo.cfg ]] || { echo "FAIL: $p/bin/likwid-genTopoCfg wrote no topology file"; exit 1; }
-        sed -e "s/^cpuid_info family = .*/cpuid_info family = $family/" \
-            -e "s/^cpuid_info model = .*/cpuid_info model = $model/" \
-            -e "s/^cpuid_info stepping = .*/cpuid_info stepping = $stepping/" \
-            -e "s/^cpuid_info isIntel = .*/cpuid_info isIntel = $intel/" \
-            -e "s/^cpuid_info perf_version = .*/cpuid_info perf_version = $perf_version/" \
-            -e "s/^cpuid_info perf_num_ctr = .*/cpuid_info perf_num_ctr = $perf_num_ctr/" \
-            -e "s/^cpuid_info perf_num_fixed_ctr = .*/cpuid_info perf_num_fixed_ctr = $perf_num_fixed/" \
-            -e "s/^cpuid_info perf_width_ctr = .*/cpuid_info perf_width_ctr = 48/" \
-            "$inst/topo.cfg" >"$inst/topo-$cpu-$(basename "$p").cfg"
+        likwid_topo "$family" "$model" "$stepping" "$intel" "$perf_version" "$perf_num_ctr" "$perf_num_fixed" 48 \
+            <"$inst/topo.cfg" >"$inst/topo-$cpu-$(basename "$p").cfg"
     done
 done
 chmod -R a+rX "$inst"/host*
