@@ -324,6 +324,129 @@ static void ba_row(const char *what, double before, double after, const char *un
     printf("| %-46s | %9.2f %-2s | %9.2f %-2s | %5.2fx | %s |\n", what, before, unit, after, unit, after / before, vs);
 }
 
+/* The memory figures at the end of `run` (and of `mem`): each daemon, and the floor program, in
+ * one session of its own after its requests, while it blocks in read for the next one. */
+typedef struct {
+    /* Ours idle, after the batches and the singles, LIKWID's idle and after its singles, ours
+     * after 1% of the batches; the floor program's. */
+    double flat[5], floor;
+    char maps_ours[4096], maps_likwid[4096], maps_floor[4096];
+} Memory;
+
+/* Waits (up to a second) until `pid` sleeps, in its read for the next record. */
+static void wait_asleep(int pid)
+{
+    char path[64], line[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    for (int i = 0; i < 1000; i++) {
+        FILE *f = fopen(path, "r");
+        char *state = f && fgets(line, sizeof line, f) ? strrchr(line, ')') : NULL;
+        if (f)
+            fclose(f);
+        if (!state || state[1] == '\0' || state[2] == 'S')
+            return;
+        usleep(1000);
+    }
+}
+
+/* The floor (bench/floor-rust.rs at BENCH_FLOOR_RUST): spawned with one end of a socketpair
+ * as standard input, as our library spawns the daemon; 1000 records echoed, then measured
+ * while it blocks in read. */
+static int floor_memory(const char *path, Memory *m)
+{
+    extern char **environ;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return 1;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, sv[1], 0);
+    char *argv[] = { "floor-rust", NULL };
+    pid_t pid;
+    int rc = posix_spawn(&pid, path, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(sv[1]);
+    if (rc != 0) {
+        close(sv[0]);
+        return 1;
+    }
+    char r[MSG] = { 0 };
+    for (int i = 0; i < 1000 && rc == 0; i++)
+        if (write(sv[0], r, MSG) != MSG || read(sv[0], r, MSG) != MSG)
+            rc = 1;
+    wait_asleep(pid);
+    m->floor = private_mb(pid);
+    private_by_mapping(pid, "floor (bench/floor-rust.rs)", m->maps_floor, sizeof m->maps_floor);
+    close(sv[0]);
+    waitpid(pid, NULL, 0);
+    return rc;
+}
+
+/* Flatness: private memory before and after many requests, one session each; ours, the floor
+ * program (when BENCH_FLOOR_RUST names it), then LIKWID's, one at a time: processes mapping the
+ * same shared library at the same moment would share its pages, which then count as no one's
+ * private memory. */
+static int measure_memory(const char *ours_path, const char *likwid_path, Memory *m)
+{
+    const char *floor_path = getenv("BENCH_FLOOR_RUST");
+    for (int i = 0; i < 5; i++)
+        m->flat[i] = 0.0 / 0.0;
+    m->floor = 0.0 / 0.0;
+    m->maps_ours[0] = m->maps_likwid[0] = m->maps_floor[0] = '\0';
+    if (start(ours_path) == 0) {
+        uint64_t v;
+        m->flat[0] = private_mb(HPMdaemonPid());
+        /* After 1% of the load, then after all of it: flat means no growth in between. */
+        if (batches(1024, FLAT_BATCHED / 1024 / 100, NULL))
+            return 1;
+        m->flat[4] = private_mb(HPMdaemonPid());
+        if (batches(1024, FLAT_BATCHED / 1024 / 100 * 99, NULL))
+            return 1;
+        for (int i = 0; i < FLAT_SINGLES; i++)
+            HPMread(0, MSR_DEV, reg, &v);
+        wait_asleep(HPMdaemonPid());
+        m->flat[1] = private_mb(HPMdaemonPid());
+        private_by_mapping(HPMdaemonPid(), "ours", m->maps_ours, sizeof m->maps_ours);
+        HPMfinalize();
+    }
+    if (floor_path && floor_memory(floor_path, m)) {
+        fprintf(stderr, "bench: %s: no echo\n", floor_path);
+        return 1;
+    }
+    if (likwid_path && start(likwid_path) == 0) {
+        uint64_t v;
+        m->flat[2] = private_mb(HPMdaemonPid());
+        for (int i = 0; i < FLAT_SINGLES; i++)
+            HPMread(0, MSR_DEV, reg, &v);
+        wait_asleep(HPMdaemonPid());
+        m->flat[3] = private_mb(HPMdaemonPid());
+        private_by_mapping(HPMdaemonPid(), "LIKWID 5.2.2", m->maps_likwid, sizeof m->maps_likwid);
+        HPMfinalize();
+    }
+    return 0;
+}
+
+static void print_memory(const Memory *m, const char *likwid_path)
+{
+    char buf[160];
+    snprintf(buf, sizeof buf, "%.2f MB idle, %.2f after 1%% (flat: equal)", m->flat[0], m->flat[4]);
+    row("ours: private memory after 10.24 M batched + 100 k single reads", m->flat[1], "MB", buf);
+    if (likwid_path) {
+        snprintf(buf, sizeof buf, "from %.2f MB idle; ours/LIKWID %.2f (<= 1.0)", m->flat[2], m->flat[1] / m->flat[3]);
+        row("LIKWID 5.2.2: private memory after 100 k single reads", m->flat[3], "MB", buf);
+    } else {
+        printf("\nLIKWID column SKIPPED: no LIKWID daemon given (install Debian's likwid and run as root).\n");
+    }
+    if (m->floor == m->floor) {
+        int n = snprintf(buf, sizeof buf, "ours/floor %.2f", m->flat[1] / m->floor);
+        if (likwid_path)
+            snprintf(buf + n, sizeof buf - (size_t)n, "; floor/LIKWID %.2f", m->floor / m->flat[3]);
+        row("floor: Rust program that only blocks in read", m->floor, "MB", buf);
+    }
+    printf("\nPrivate memory by mapping after the flatness sessions above:\n%s%s%s", m->maps_ours, m->maps_floor,
+           m->maps_likwid);
+}
+
 static int run(int argc, char **argv)
 {
     const char *file = argv[2], *ours_path = argv[4], *likwid_path = argc > 5 ? argv[5] : NULL;
@@ -385,33 +508,9 @@ static int run(int argc, char **argv)
         if (sim256)
             add(&floor_open256, open_floor_ms(sim256, 256));
     }
-    /* Flatness: private memory before and after many requests, one session each. */
-    double flat[5] = { 0.0 / 0.0, 0.0 / 0.0, 0.0 / 0.0, 0.0 / 0.0, 0.0 / 0.0 };
-    static char maps_ours[4096], maps_likwid[4096];
-    if (start(ours_path) == 0) {
-        uint64_t v;
-        flat[0] = private_mb(HPMdaemonPid());
-        /* After 1% of the load, then after all of it: flat means no growth in between. */
-        if (batches(1024, FLAT_BATCHED / 1024 / 100, NULL))
-            return 1;
-        flat[4] = private_mb(HPMdaemonPid());
-        if (batches(1024, FLAT_BATCHED / 1024 / 100 * 99, NULL))
-            return 1;
-        for (int i = 0; i < FLAT_SINGLES; i++)
-            HPMread(0, MSR_DEV, reg, &v);
-        flat[1] = private_mb(HPMdaemonPid());
-        private_by_mapping(HPMdaemonPid(), "ours", maps_ours, sizeof maps_ours);
-        HPMfinalize();
-    }
-    if (likwid_path && start(likwid_path) == 0) {
-        uint64_t v;
-        flat[2] = private_mb(HPMdaemonPid());
-        for (int i = 0; i < FLAT_SINGLES; i++)
-            HPMread(0, MSR_DEV, reg, &v);
-        flat[3] = private_mb(HPMdaemonPid());
-        private_by_mapping(HPMdaemonPid(), "LIKWID 5.2.2", maps_likwid, sizeof maps_likwid);
-        HPMfinalize();
-    }
+    Memory mem;
+    if (measure_memory(ours_path, likwid_path, &mem))
+        return 1;
     double d = median(&direct), ppu = median(&pp), ppp = median(&pp_pinned);
     double os = median(&ours.single), op = median(&ours.pinned), ob64 = median(&ours.b64), ob1k = median(&ours.b1024);
     double ost = median(&ours.startup), oidle = median(&ours.idle), obusy = median(&ours.busy);
@@ -469,15 +568,7 @@ static int run(int argc, char **argv)
         snprintf(buf, sizeof buf, "ours/LIKWID %.2f", odirty / tdirty);
         row("LIKWID 5.2.2: of which Private_Dirty", tdirty, "MB", buf);
     }
-    snprintf(buf, sizeof buf, "%.2f MB idle, %.2f after 1%% (flat: equal)", flat[0], flat[4]);
-    row("ours: private memory after 10.24 M batched + 100 k single reads", flat[1], "MB", buf);
-    if (likwid_path) {
-        snprintf(buf, sizeof buf, "from %.2f MB idle", flat[2]);
-        row("LIKWID 5.2.2: private memory after 100 k single reads", flat[3], "MB", buf);
-    } else {
-        printf("\nLIKWID column SKIPPED: no LIKWID daemon given (install Debian's likwid and run as root).\n");
-    }
-    printf("\nPrivate memory by mapping after the flatness sessions above:\n%s%s", maps_ours, maps_likwid);
+    print_memory(&mem, likwid_path);
     if (!before_path)
         return 0;
     printf("\nBefore/after: the daemon at BENCH_BEFORE (%s) beside ours, same library, same rounds:\n\n", before_path);
@@ -545,6 +636,15 @@ int main(int argc, char **argv)
         reg = (uint32_t)strtoul(argv[2], NULL, 0);
         return starts(atoi(argv[3]), argc - 4, argv + 4);
     }
+    if (argc >= 4 && strcmp(argv[1], "mem") == 0) {
+        /* `bench mem REG OUR_DAEMON [LIKWID_DAEMON]`: the memory figures only (BENCH_MEM=1). */
+        reg = (uint32_t)strtoul(argv[2], NULL, 0);
+        static Memory mem;
+        if (measure_memory(argv[3], argc > 4 ? argv[4] : NULL, &mem))
+            return 1;
+        print_memory(&mem, argc > 4 ? argv[4] : NULL);
+        return 0;
+    }
     if (argc >= 5 && strcmp(argv[1], "run") == 0) {
         reg = (uint32_t)strtoul(argv[3], NULL, 0);
         return run(argc, argv);
@@ -605,6 +705,6 @@ int main(int argc, char **argv)
         HPMfinalize();
         return 0;
     }
-    fprintf(stderr, "usage: %s run MSR_FILE REG OUR_DAEMON [LIKWID_DAEMON] | cg|cgs|cgw|cgp REG N | start REG | starts REG ROUNDS DAEMON...\n", argv[0]);
+    fprintf(stderr, "usage: %s run MSR_FILE REG OUR_DAEMON [LIKWID_DAEMON] | mem REG OUR_DAEMON [LIKWID_DAEMON] | cg|cgs|cgw|cgp REG N | start REG | starts REG ROUNDS DAEMON...\n", argv[0]);
     return 2;
 }

@@ -11,9 +11,15 @@ cd "$(dirname "$0")/.."
 rel=$PWD/target/release
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# The memory floor (bench/floor-rust.rs): a Rust program built as cargo builds the daemon (the
+# release profile's flags, the link arguments build.rs gives the daemon: its linker script and
+# DT_RELR; PIE and full RELRO are rustc's defaults here) that only echoes records on its socket.
+rustc --edition=2021 -C opt-level=3 -C embed-bitcode=no -C debuginfo=1 bench/floor-rust.rs \
+    -C link-arg=-Wl,-T,"$PWD/src/bin/likwid-accessD.ld" -C link-arg=-Wl,-z,pack-relative-relocs -o "$tmp/floor-rust"
+export BENCH_FLOOR_RUST=$tmp/floor-rust
 # A binary just linked has dirty page-cache pages until written back, and smaps counts those
-# as Private_Dirty: write them back first.
-sync "$rel/likwid-accessD" "$rel/liblikwid_access.so" ${BENCH_BEFORE:+"$BENCH_BEFORE"}
+# as Private_Dirty (the floor measured 0.41 MB of it unsynced, 0.11 MB synced): write them back first.
+sync "$rel/likwid-accessD" "$rel/liblikwid_access.so" "$tmp/floor-rust" ${BENCH_BEFORE:+"$BENCH_BEFORE"}
 cc -std=c11 -O2 -Wall -Wextra -Werror -pedantic -Iinclude bench/bench.c -L"$rel" -llikwid_access \
    -Wl,-rpath,"$rel" -o "$tmp/bench"
 mkdir "$tmp/floor"
@@ -72,6 +78,10 @@ fi
 trap 'rm -rf "$tmp"; [ -n "$made_etc" ] && rmdir /etc/likwid-access 2>/dev/null; true' EXIT
 if [ "$(id -u)" != 0 ] || ! command -v unshare >/dev/null || [ ! -x $likwid ] || [ -z "$host_vendor" ]; then
     echo "LIKWID column SKIPPED: needs root, unshare, a host CPU with a built-in table and Debian's $likwid (apt-get install likwid)." >&2
+    if [ -n "${BENCH_MEM:-}" ]; then
+        LIKWID_ACCESS_ROOT=$tmp/m "$tmp/bench" mem $reg "$rel/likwid-accessD"
+        exit
+    fi
     LIKWID_ACCESS_ROOT=$tmp/m "$tmp/bench" run "$tmp/m/dev/cpu/0/msr" $reg "$rel/likwid-accessD"
 else
     unshare -m --propagation private bash -euc '
@@ -79,6 +89,11 @@ else
         source "$5"
         private_dev "$tmp" 2
         mount --bind "$tmp/m/proc/cpuinfo" /proc/cpuinfo
+        # BENCH_MEM=1: the private memory figures only (ours, the floor, LIKWID), in seconds.
+        if [ -n "${BENCH_MEM:-}" ]; then
+            "$tmp/bench" mem $4 "$2" "$3"
+            exit
+        fi
         # Service mode (likwid-accessD --service, as a site runs it) beside the spawned daemons:
         # its socket and config on private tmpfs mounts; root may read and write.
         service=
@@ -177,6 +192,7 @@ else
     ' bench "$tmp" "$rel/likwid-accessD" "$likwid" $reg "$(realpath c-tests/private-dev.sh)"
 fi
 
+[ -n "${BENCH_MEM:-}" ] && exit
 # Instructions per batched read in our code (client library + daemon, user space; the kernel's
 # share is not counted): callgrind on 2 and on 22 batches of 1024, the difference per read.
 export LIKWID_ACCESSD=$rel/likwid-accessD LIKWID_ACCESS_ROOT=$tmp/m
