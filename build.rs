@@ -79,7 +79,7 @@ fn builtin_tables() {
 }
 
 /// `$OUT_DIR/builtin_pci.rs`: a static per PCI table of `src/policy/pci` (not the discovery
-/// tables): `INDEX_5_2: &[(i32, &str)]` for `index-5.2.txt`, `DEVICES_SKX: &[DeviceEntry]` for
+/// tables): `INDEX_5_2: IndexTable` for `index-5.2.txt`, `DEVICES_SKX: &[DeviceEntry]` for
 /// `devices-skx.txt`, `ALLOW_SKX: &[PciRule]` for `allow-skx.txt`, parsed by `pci/parse.rs`. A
 /// table that does not parse fails the build with its line.
 fn builtin_pci_tables() {
@@ -104,10 +104,21 @@ fn builtin_pci_tables() {
         let upper = stem.to_uppercase().replace(['-', '.'], "_");
         match what {
             "index" => {
-                writeln!(code, "pub(super) static {upper}: &[(i32, &str)] = &[").unwrap();
-                for (n, name) in pci_parse::parse_numbering(&text).unwrap_or_else(|e| fail(e)) {
-                    writeln!(code, "    ({n}, {name:?}),").unwrap();
+                // The names in one string and each entry's number with its name's end in it: no
+                // pointer per entry, so the 871 entries are read-only data the loader never
+                // relocates (as `&str`s they were 21 kB the daemon dirtied at every start).
+                let numbering = pci_parse::parse_numbering(&text).unwrap_or_else(|e| fail(e));
+                let names: String = numbering.iter().map(|(_, name)| *name).collect();
+                let mut end = 0;
+                writeln!(code, "pub(super) static {upper}: IndexTable = IndexTable {{\n    names: {names:?},").unwrap();
+                code.push_str("    entries: &[\n");
+                for (n, name) in &numbering {
+                    end += name.len();
+                    let end = u16::try_from(end).expect("a numbering's names fit 64 kB");
+                    writeln!(code, "        ({n}, {end}),").unwrap();
                 }
+                code.push_str("    ],\n};\n");
+                continue;
             }
             "devices" => {
                 writeln!(code, "pub(super) static {upper}: &[DeviceEntry<'static>] = &[").unwrap();

@@ -11,7 +11,7 @@ pub use parse::{parse_devices, parse_numbering, parse_rules, DeviceEntry, PciRul
 /// `pci/parse.rs`): `INDEX_5_2`, `DEVICES_SKX`, `ALLOW_SKX`, ... Parsing them at every start
 /// cost the daemon about 0.12 M of its 0.66 M start-up instructions (callgrind).
 mod builtin {
-    use super::{DeviceEntry, PciRule};
+    use super::{DeviceEntry, IndexTable, PciRule};
     include!(concat!(env!("OUT_DIR"), "/builtin_pci.rs"));
 }
 
@@ -42,22 +42,44 @@ impl Numbering {
         }
     }
 
-    fn table(self) -> &'static [(i32, &'static str)] {
+    fn table(self) -> &'static IndexTable {
         match self {
-            Numbering::Likwid52 => builtin::INDEX_5_2,
-            Numbering::Likwid53 => builtin::INDEX_5_3,
-            Numbering::Likwid54 => builtin::INDEX_5_4,
+            Numbering::Likwid52 => &builtin::INDEX_5_2,
+            Numbering::Likwid53 => &builtin::INDEX_5_3,
+            Numbering::Likwid54 => &builtin::INDEX_5_4,
         }
     }
 
     /// The enum name of `index` (MSR_DEV for 0), or None outside the enum.
     pub fn name(self, index: i32) -> Option<&'static str> {
         let table = self.table();
-        table.binary_search_by_key(&index, |(i, _)| *i).ok().map(|i| table[i].1)
+        table.entries.binary_search_by_key(&index, |(i, _)| *i).ok().map(|i| table.name(i))
     }
 
     pub fn index(self, name: &str) -> Option<i32> {
-        self.table().iter().find(|(_, n)| *n == name).map(|(i, _)| *i)
+        self.table().iter().find(|(_, n)| *n == name).map(|(i, _)| i)
+    }
+}
+
+/// A `PciDeviceIndex` numbering as build.rs lays it out: every name in one string, and per
+/// entry (sorted by number) its number and where its name ends in the string, the next
+/// name starting there. Offsets instead of a `&str` per entry keep the table free of
+/// relocations: the daemon does not dirty it at start (issue 14).
+pub(super) struct IndexTable {
+    names: &'static str,
+    entries: &'static [(i32, u16)],
+}
+
+impl IndexTable {
+    /// The name of entry `i` (not of number `i`).
+    fn name(&self, i: usize) -> &'static str {
+        let start = if i == 0 { 0 } else { usize::from(self.entries[i - 1].1) };
+        &self.names[start..usize::from(self.entries[i].1)]
+    }
+
+    /// (number, name), by number.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (i32, &'static str)> + '_ {
+        self.entries.iter().enumerate().map(|(i, (n, _))| (*n, self.name(i)))
     }
 }
 
