@@ -32,11 +32,32 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cc -std=c11 -O2 -Iinclude bench/bench.c -L"$rel" -llikwid_access -Wl,-rpath,"$rel" -o "$tmp/bench"
 "$rel/likwid-access" sim "$tmp/m" --cpu skx --cpus 2 >/dev/null
+# The daemon's read-only data is placed like its code: the input sections it reads first, right
+# after the loader's tables at the start of the file, where the fault-around window of the
+# loader's first access maps them too (the window starts at the mapping's start). rustc names
+# most of them after nothing (`.rodata..Lanon.<hash>.<n>`), so the daemon is relinked with a
+# link map, the same binary is traced by valgrind's lackey (the address of every load), and the
+# map names the section of each address read. Not with --check (it checks the code only).
+mkdir "$tmp/mem"
+if [ -z "$check" ]; then
+    cargo rustc --quiet --release --bin likwid-accessD -- -C link-arg=-Wl,-Map="$tmp/map"
+fi
+# Runs `bench MODE 0xC1 2` under callgrind (the daemon's profile DIR/NAME.PID) and, unless
+# checking, under lackey ($tmp/mem/TAG-NAME.PID).
+traced() { # DIR NAME TAG MODE
+    valgrind --tool=callgrind --demangle=no --trace-children=yes --callgrind-out-file="$1/$2.%p" -q \
+        "$tmp/bench" "$4" 0xC1 2
+    if [ -z "$check" ]; then
+        valgrind --tool=lackey --trace-mem=yes --trace-children=yes --log-file="$tmp/mem/$3-$2.%p" \
+            "$tmp/bench" "$4" 0xC1 2 >/dev/null
+    fi
+}
+export -f traced
+export check tmp
 export LIKWID_ACCESSD=$rel/likwid-accessD LIKWID_ACCESS_ROOT=$tmp/m
 for mode in cg cgs cgp; do
     mkdir "$tmp/$mode"
-    valgrind --tool=callgrind --demangle=no --trace-children=yes --callgrind-out-file="$tmp/$mode/%p" -q \
-        "$tmp/bench" $mode 0xC1 2
+    traced "$tmp/$mode" p sim $mode
 done
 # As root, also the real paths, as bench.sh measures them: register-store files as /dev/cpu/N/msr
 # and the simulated /proc/cpuinfo in a private mount namespace; the daemon runs as root there and
@@ -47,9 +68,9 @@ if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
         source c-tests/private-dev.sh
         private_dev "$1" 2
         mount --bind "$1/m/proc/cpuinfo" /proc/cpuinfo
+        unset LIKWID_ACCESS_ROOT
         for mode in cg cgs; do
-            env -u LIKWID_ACCESS_ROOT valgrind --tool=callgrind --demangle=no --trace-children=yes \
-                --callgrind-out-file="$1/cgroot/$mode.%p" -q "$1/bench" $mode 0xC1 2
+            traced "$1/cgroot" $mode root $mode
         done' layout "$tmp"
     # A site policy (site.rs: trusted only when root owns it): an allowlist and a PCI numbering.
     cp -a "$tmp/m" "$tmp/site"
@@ -57,8 +78,7 @@ if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
     grep -v '^#' src/policy/tables/skx.txt >"$tmp/site/etc/likwid-access/msr-allowlist"
     echo 5.2 >"$tmp/site/etc/likwid-access/pci-numbering"
     mkdir "$tmp/cgsite"
-    LIKWID_ACCESS_ROOT=$tmp/site valgrind --tool=callgrind --demangle=no --trace-children=yes \
-        --callgrind-out-file="$tmp/cgsite/%p" -q "$tmp/bench" cg 0xC1 2
+    LIKWID_ACCESS_ROOT=$tmp/site traced "$tmp/cgsite" p site cg
 else
     echo "daemon-layout: not root: the real paths (capabilities, /dev/cpu) and a site policy are not traced" >&2
 fi
@@ -107,6 +127,36 @@ awk -v all="$tmp/all" '
         q = hits > 1 ? exact "*" : p
         if (!(q in seen)) { seen[q] = 1; print q }
     }' "$tmp/ours" >"$tmp/patterns"
+# The read-only data: lackey logs each load and store as ` L ADDR,SIZE`. Valgrind loads a PIE
+# executable at 0x108000 (checked: the daemon's `main` must have run there); the data before
+# its first executable section is its read-only data. Each address read there is looked up in
+# the link map (lld's: VMA LMA SIZE ALIGN, then `file:(section)` under its output section).
+base=$((0x108000))
+main=$(nm --defined-only "$rel/likwid-accessD" | awk '$3 == "main" { print $1 }')
+text=$(readelf -SW "$rel/likwid-accessD" | awk '$2 == ".text" { print $4 } $3 == ".text" { print $5 }' | head -n1)
+hexdigits() { printf '%08x' "$1"; }
+for f in "$tmp"/mem/*; do
+    grep -q "Command: .*likwid-accessD" "$f" || continue
+    grep -q "^I  $(hexdigits $((base + 16#$main)))," "$f" ||
+        { echo "daemon-layout: valgrind did not load the daemon at $(hexdigits $base)" >&2; exit 1; }
+    awk -v lo=$base -v hi=$((base + 16#$text)) '
+        function hex(x,   a, i) { a = 0; x = tolower(x)
+            for (i = 1; i <= length(x); i++) a = a * 16 + index("0123456789abcdef", substr(x, i, 1)) - 1
+            return a }
+        /^ [LM] 00/ { split($2, p, ","); a = hex(p[1]); if (a >= lo && a < hi) print a - lo }' "$f"
+done | sort -n -u >"$tmp/read"
+awk 'NR == FNR { read[++n] = $1; next }
+     function hex(x,   a, i) { a = 0; x = tolower(x)
+         for (i = 1; i <= length(x); i++) a = a * 16 + index("0123456789abcdef", substr(x, i, 1)) - 1
+         return a }
+     $NF ~ /^\.rodata/ && NF == 5 { out = 1; next }
+     NF == 5 && $NF ~ /^\./ { out = 0 }
+     out && NF == 5 && $NF ~ /:\(\.rodata/ {
+         a = hex($1); s = hex($3); name = $NF; sub(/^.*:\(/, "", name); sub(/\)$/, "", name)
+         for (i = 1; i <= n; i++) if (read[i] >= a && read[i] < a + s) { print name; break }
+     }' "$tmp/read" "$tmp/map" |
+    awk '{ sub(/\.llvm\.[0-9]+$/, ".llvm.*"); sub(/17h[0-9a-f]+E$/, "17h*"); gsub(/Cs[0-9A-Za-z]+_/, "Cs*_")
+           if (!($0 in seen)) { seen[$0] = 1; print } }' >"$tmp/rodata"
 {
     echo "/* Generated by bench/daemon-layout.sh (make daemon-layout) from callgrind runs of the daemon: the"
     echo " * functions it runs, side by side at the end of its code, then .init and .fini, then .plt (which"
@@ -128,5 +178,13 @@ awk -v all="$tmp/all" '
     echo "  .gcc_except_table : { *(.gcc_except_table .gcc_except_table.*) }"
     echo "}"
     echo "INSERT AFTER .eh_frame;"
+    echo "/* The $(wc -l <"$tmp/rodata") input sections of read-only data the daemon read (lackey runs of the same"
+    echo " * paths), before the rest of .rodata: in the first 64 kB of the file with the loader's tables. */"
+    echo "SECTIONS {"
+    echo "  .rodata.hot : {"
+    awk '{ printf "    *(%s)\n", $0 }' "$tmp/rodata"
+    echo "  }"
+    echo "}"
+    echo "INSERT BEFORE .rodata;"
 } >"$out"
-echo "daemon-layout: $out: $(wc -l <"$tmp/patterns") symbols"
+echo "daemon-layout: $out: $(wc -l <"$tmp/patterns") symbols, $(wc -l <"$tmp/rodata") read-only data sections"
