@@ -18,7 +18,8 @@ rustc --edition=2021 -C opt-level=3 -C embed-bitcode=no -C debuginfo=1 bench/flo
     -C link-arg=-Wl,-T,"$PWD/src/bin/likwid-accessD.ld" -C link-arg=-Wl,-z,pack-relative-relocs -o "$tmp/floor-rust"
 export BENCH_FLOOR_RUST=$tmp/floor-rust
 # A binary just linked has dirty page-cache pages until written back, and smaps counts those
-# as Private_Dirty (the floor measured 0.41 MB of it unsynced, 0.11 MB synced): write them back first.
+# as Private_Dirty (the floor program just built: 228-324 kB Private_Dirty, 108-116 kB once
+# written back): write them back first.
 sync "$rel/likwid-accessD" "$rel/liblikwid_access.so" "$tmp/floor-rust" ${BENCH_BEFORE:+"$BENCH_BEFORE"}
 cc -std=c11 -O2 -Wall -Wextra -Werror -pedantic -Iinclude bench/bench.c -L"$rel" -llikwid_access \
    -Wl,-rpath,"$rel" -o "$tmp/bench"
