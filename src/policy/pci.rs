@@ -11,7 +11,7 @@ pub use parse::{parse_devices, parse_numbering, parse_rules, DeviceEntry, PciRul
 /// `pci/parse.rs`): `INDEX_5_2`, `DEVICES_SKX`, `ALLOW_SKX`, ... Parsing them at every start
 /// cost the daemon about 0.12 M of its 0.66 M start-up instructions (callgrind).
 mod builtin {
-    use super::{DeviceEntry, PciRule};
+    use super::{DeviceEntry, NameTable, PciRule};
     include!(concat!(env!("OUT_DIR"), "/builtin_pci.rs"));
 }
 
@@ -42,22 +42,43 @@ impl Numbering {
         }
     }
 
-    fn table(self) -> &'static [(i32, &'static str)] {
+    fn table(self) -> &'static NameTable {
         match self {
-            Numbering::Likwid52 => builtin::INDEX_5_2,
-            Numbering::Likwid53 => builtin::INDEX_5_3,
-            Numbering::Likwid54 => builtin::INDEX_5_4,
+            Numbering::Likwid52 => &builtin::INDEX_5_2,
+            Numbering::Likwid53 => &builtin::INDEX_5_3,
+            Numbering::Likwid54 => &builtin::INDEX_5_4,
         }
     }
 
     /// The enum name of `index` (MSR_DEV for 0), or None outside the enum.
     pub fn name(self, index: i32) -> Option<&'static str> {
         let table = self.table();
-        table.binary_search_by_key(&index, |(i, _)| *i).ok().map(|i| table[i].1)
+        table.entries.binary_search_by_key(&index, |(i, ..)| *i).ok().and_then(|k| table.name_at(k))
     }
 
     pub fn index(self, name: &str) -> Option<i32> {
-        self.table().iter().find(|(_, n)| *n == name).map(|(i, _)| *i)
+        self.table().iter().find(|(_, n)| *n == name).map(|(i, _)| i)
+    }
+}
+
+/// A numbering as build.rs writes it: every name in one string, and per entry its index and
+/// where its name starts and ends in that string (sorted by index). Without a pointer per
+/// entry the table needs no relocation at start.
+#[derive(Debug)]
+pub struct NameTable {
+    names: &'static str,
+    entries: &'static [(i32, u16, u16)],
+}
+
+impl NameTable {
+    fn name_at(&self, k: usize) -> Option<&'static str> {
+        let (_, start, end) = *self.entries.get(k)?;
+        self.names.get(usize::from(start)..usize::from(end))
+    }
+
+    /// (index, name) of every entry, in index order, as `parse_numbering` gives them.
+    pub fn iter(&self) -> impl Iterator<Item = (i32, &'static str)> + '_ {
+        (0..self.entries.len()).filter_map(|k| Some((self.entries[k].0, self.name_at(k)?)))
     }
 }
 
