@@ -38,6 +38,36 @@ fn daemon_layout() {
     println!("cargo:rerun-if-changed={}", script.display());
     println!("cargo:rustc-link-arg-bin=likwid-accessD=-Wl,-T,{}", script.display());
     println!("cargo:rustc-link-arg-bin=likwid-accessD=-Wl,-z,pack-relative-relocs");
+    daemon_unwinder();
+}
+
+/// The daemon's unwinder linked in from libgcc_eh.a, as `gcc -static-libgcc` does, instead of
+/// loading libgcc_s.so.1 at every start (issue 14: its open, four mmaps, relocation and symbol
+/// scope cost ~25 k instructions, 9 system calls and 7 page faults of the 0.4 M / 60 / 90 from
+/// exec to first reply). rustc asks for `-lgcc_s` itself; a directory searched before the
+/// system's (`-L` applies to every `-l` whatever its place) holds `libgcc_s.a`, a link to
+/// libgcc_eh.a, so the link takes the archive. Panics still unwind to `daemon::entry`'s
+/// catch_unwind (tests/daemon.rs `a_panic_unwinds_to_exit_status_101`). glibc stays shared.
+/// Without libgcc_eh.a (another toolchain) the daemon keeps libgcc_s.so.1.
+fn daemon_unwinder() {
+    let found = std::process::Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .arg("-print-file-name=libgcc_eh.a")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| std::path::PathBuf::from(s.trim()))
+        .filter(|p| p.is_absolute() && p.is_file());
+    let Some(archive) = found else {
+        println!("cargo:warning=no libgcc_eh.a: likwid-accessD loads libgcc_s.so.1 at start");
+        return;
+    };
+    let dir = Path::new(&std::env::var("OUT_DIR").unwrap()).join("daemon-unwinder");
+    std::fs::create_dir_all(&dir).expect("create daemon-unwinder");
+    let link = dir.join("libgcc_s.a");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&archive, &link).expect("link libgcc_s.a to libgcc_eh.a");
+    println!("cargo:rerun-if-env-changed=CC");
+    println!("cargo:rustc-link-arg-bin=likwid-accessD=-L{}", dir.display());
 }
 
 /// `$OUT_DIR/builtin_tables.rs`: a `static NAME: &[Rule]` for every `src/policy/tables/name.txt`

@@ -45,38 +45,85 @@ pub fn runtime_setup() {
 }
 
 /// Calls `each` with the name of every entry of the directory `path` but `.` and `..`, in
-/// the directory's order; entries that cannot be read are passed over (as `read_dir().flatten()`
-/// does). Without std's two allocations per entry (ReadDir's copy of the name and
+/// the directory's order; entries the kernel reports deleted (inode 0) are passed over, as
+/// glibc's readdir does. Without std's two allocations per entry (ReadDir's copy of the name and
 /// `DirEntry::file_name`'s): start-up lists the msr directory (an entry per CPU) and sysfs's
-/// PCI functions (600 on a big site), and std's listing cost ~500 instructions per entry.
+/// PCI functions (600 on a big site), and std's listing cost ~500 instructions per entry. Not
+/// through opendir either: it asks fstat of the directory and takes a 32 KiB buffer from the
+/// heap, whose pages the daemon then faults in at every start (the records are read here from
+/// an 8 KiB buffer on the stack, `getdents64` as readdir makes it).
 pub fn for_each_name(path: &std::path::Path, mut each: impl FnMut(&[u8])) -> io::Result<()> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::os::unix::ffi::OsStrExt;
-    struct Dir(*mut libc::DIR);
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            // SAFETY: the DIR came from opendir and is closed here only.
-            unsafe { libc::closedir(self.0) };
-        }
-    }
     let path = std::ffi::CString::new(path.as_os_str().as_bytes())?;
-    // SAFETY: `path` is NUL-terminated and outlives the call; glibc opens with O_CLOEXEC.
-    let dir = Dir(unsafe { libc::opendir(path.as_ptr()) });
-    if dir.0.is_null() {
+    // SAFETY: `path` is NUL-terminated and outlives the call.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    if fd < 0 {
         return Err(io::Error::last_os_error());
     }
+    // SAFETY: `fd` was just opened by this thread and is owned by nothing else.
+    let dir = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut buf = std::mem::MaybeUninit::<[u8; 8192]>::uninit();
     loop {
-        // SAFETY: `dir.0` is an open DIR that only this loop reads.
-        let entry = unsafe { libc::readdir64(dir.0) };
-        if entry.is_null() {
-            return Ok(());
+        // SAFETY: `buf` is writable for its whole size, which is what the kernel is told; it
+        // writes at most that many bytes of whole records and returns how many.
+        let n = unsafe { libc::syscall(libc::SYS_getdents64, dir.as_raw_fd(), buf.as_mut_ptr(), 8192usize) };
+        let n = match usize::try_from(n) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n.min(8192),
+            Err(_) if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return Err(io::Error::last_os_error()),
+        };
+        // SAFETY: the kernel initialised the first `n` bytes of `buf`.
+        let records = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n) };
+        each_record(records, &mut each)?;
+    }
+}
+
+/// The names in `linux_dirent64` records (include/linux/dirent.h: u64 d_ino, s64 d_off, u16
+/// d_reclen, u8 d_type, then the NUL-terminated name), checked as read.
+fn each_record(mut records: &[u8], each: &mut impl FnMut(&[u8])) -> io::Result<()> {
+    const NAME_AT: usize = 19;
+    while !records.is_empty() {
+        let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed directory record");
+        let reclen = usize::from(u16::from_ne_bytes([*records.get(16).ok_or_else(bad)?, records[17]]));
+        if reclen <= NAME_AT || reclen > records.len() {
+            return Err(bad());
         }
-        // SAFETY: readdir64 returned a dirent64 whose d_name is NUL-terminated; it stays valid
-        // until the next readdir64 on `dir`, and the name is used before that.
-        let name = unsafe { std::ffi::CStr::from_ptr((*entry).d_name.as_ptr()) }.to_bytes();
-        if name != b"." && name != b".." {
+        let (record, rest) = records.split_at(reclen);
+        let inode = u64::from_ne_bytes(record[..8].try_into().map_err(|_| bad())?);
+        let name = &record[NAME_AT..];
+        let name = &name[..name.iter().position(|&b| b == 0).ok_or_else(bad)?];
+        if inode != 0 && name != b"." && name != b".." {
             each(name);
         }
+        records = rest;
     }
+    Ok(())
+}
+
+/// Opens `path` read-write and close-on-exec and says whether it is a character device: one
+/// `openat` and one `fstat`, as `OpenOptions::open` and `File::metadata` make them, without
+/// their per-call work (std copies the path to add a NUL and asks statx for every field; on a
+/// 256-CPU site the daemon's msr files cost ~500 instructions each that way, callgrind).
+pub fn open_rdwr_is_char_device(path: &std::ffi::CStr) -> io::Result<(std::fs::File, bool)> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: `path` is NUL-terminated and outlives the call.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened by this thread and is owned by nothing else.
+    let file = unsafe { std::fs::File::from_raw_fd(fd) };
+    let mut st = std::mem::MaybeUninit::<libc::stat64>::uninit();
+    // SAFETY: `fd` is open (owned by `file`) and `st` is writable storage for one stat64
+    // (fstat64, the symbol std imports already: no new dynamic symbol for the loader to bind).
+    if unsafe { libc::fstat64(fd, st.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fstat returned 0, so it filled `st`.
+    let mode = unsafe { st.assume_init() }.st_mode;
+    Ok((file, mode & libc::S_IFMT == libc::S_IFCHR))
 }
 
 /// CLOCK_MONOTONIC_COARSE in nanoseconds, None when the clock cannot be read. The lock check
@@ -314,4 +361,64 @@ pub fn recv_with_fds(
         }
     }
     Ok((msg.bytes, fds, truncated))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn for_each_name_lists_what_read_dir_lists() {
+        let dir = std::env::temp_dir().join(format!("likwid-sys-names-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // Enough entries of every name length for several 8 KiB reads of the directory.
+        for i in 0..700 {
+            std::fs::write(dir.join(format!(".{i}{}", "x".repeat(i % 200))), "").unwrap();
+        }
+        std::fs::create_dir(dir.join("0000:3a:0a.2")).unwrap();
+        let mut ours = Vec::new();
+        for_each_name(&dir, |name| ours.push(name.to_vec())).unwrap();
+        let mut std_names: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| std::os::unix::ffi::OsStrExt::as_bytes(e.unwrap().file_name().as_os_str()).to_vec())
+            .collect();
+        ours.sort();
+        std_names.sort();
+        assert_eq!(ours.len(), 701);
+        assert_eq!(ours, std_names);
+        assert!(for_each_name(&dir.join(".0"), |_| {}).is_err(), "a file is not a directory");
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(for_each_name(&dir, |_| {}).unwrap_err().kind(), io::ErrorKind::NotFound);
+    }
+
+    fn record(inode: u64, name: &[u8], reclen: u16) -> Vec<u8> {
+        let mut r = inode.to_ne_bytes().to_vec();
+        r.extend_from_slice(&0i64.to_ne_bytes());
+        r.extend_from_slice(&reclen.to_ne_bytes());
+        r.push(libc::DT_REG);
+        r.extend_from_slice(name);
+        r.resize(usize::from(reclen), 0);
+        r
+    }
+
+    #[test]
+    fn directory_records_are_checked_as_read() {
+        let names = |records: &[u8]| {
+            let mut out = Vec::new();
+            each_record(records, &mut |n: &[u8]| out.push(n.to_vec())).map(|()| out)
+        };
+        let good =
+            [record(7, b"a", 24), record(0, b"deleted", 32), record(9, b".", 24), record(3, b"msr", 24)].concat();
+        assert_eq!(names(&good).unwrap(), vec![b"a".to_vec(), b"msr".to_vec()]);
+        for bad in [
+            record(7, b"a", 24)[..20].to_vec(),          // cut short
+            record(7, b"a", 19),                         // no room for a name
+            [record(7, b"a", 24), vec![0; 10]].concat(), // a partial record after it
+            record(7, b"abcde", 24),                     // a name filling its record without a NUL
+        ] {
+            assert_eq!(names(&bad).unwrap_err().kind(), io::ErrorKind::InvalidData, "{bad:?}");
+        }
+        assert_eq!(names(&[]).unwrap(), Vec::<Vec<u8>>::new());
+    }
 }

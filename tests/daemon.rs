@@ -186,6 +186,18 @@ fn unknown_arguments_are_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown argument `--root=/tmp`"));
 }
 
+/// The daemon links its unwinder statically (build.rs `daemon_unwinder`): a panic must still
+/// unwind to `daemon::entry`'s catch_unwind, run destructors on the way and exit 101, not abort.
+/// The panic here is std's own: `eprintln!` to a pipe nobody reads fails with EPIPE (SIGPIPE is
+/// ignored) and panics while the daemon refuses an unknown argument.
+#[test]
+fn a_panic_unwinds_to_exit_status_101() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let status = Command::new(DAEMON).arg("--bogus").env_clear().stdin(Stdio::null()).stderr(writer).status().unwrap();
+    assert_eq!(status.code(), Some(101), "{status:?}");
+}
+
 #[test]
 fn greeting_announces_batches_and_an_oversized_batch_ends_the_session() {
     let root = machine("batch", "zen4", &[0, 1]);

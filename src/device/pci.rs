@@ -83,17 +83,40 @@ fn read_decimal(path: &Path) -> Option<i64> {
     std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
 }
 
-/// `DDDD:BB:DD.F` → (domain, bus, device, function). By bytes: `str::split_once` and
-/// `from_str_radix` cost ~560 instructions per name, and a big site has 600 (callgrind).
-fn parse_address(name: &str) -> Option<(u32, u8, u8, u8)> {
+/// `DDDD:BB:DD.F` → (domain, bus, device, function), from the bytes of a sysfs name. The
+/// kernel names every function `%04x:%02x:%02x.%d` (dev_set_name in drivers/pci/probe.c,
+/// pci_setup_device), read at fixed places; any other shape field by field (`fields`). A big
+/// site lists 600 names at every start: through `str::from_utf8` and the field-by-field
+/// parser they cost ~490 instructions each (callgrind).
+fn parse_address(name: &[u8]) -> Option<(u32, u8, u8, u8)> {
+    if let [domain @ .., b':', b1, b2, b':', d1, d2, b'.', f] = name {
+        if !domain.contains(&b':') {
+            let two = |hi: u8, lo: u8| Some((hex_digit(hi)? << 4 | hex_digit(lo)?) as u8);
+            return Some((hex_number(domain)?, two(*b1, *b2)?, two(*d1, *d2)?, hex_digit(*f)? as u8));
+        }
+    }
+    fields(name)
+}
+
+/// `parse_address` for any shape: the fields between `:`, `:` and `.`, 1 to 8 hex digits each.
+fn fields(name: &[u8]) -> Option<(u32, u8, u8, u8)> {
     fn split(b: &[u8], at: u8) -> Option<(&[u8], &[u8])> {
         b.iter().position(|&c| c == at).map(|i| (&b[..i], &b[i + 1..]))
     }
-    let (domain, rest) = split(name.as_bytes(), b':')?;
+    let (domain, rest) = split(name, b':')?;
     let (bus, rest) = split(rest, b':')?;
     let (dev, func) = split(rest, b'.')?;
     let byte = |digits| hex_number(digits).and_then(|n| u8::try_from(n).ok());
     Some((hex_number(domain)?, byte(bus)?, byte(dev)?, byte(func)?))
+}
+
+fn hex_digit(b: u8) -> Option<u32> {
+    match b {
+        b'0'..=b'9' => Some(u32::from(b - b'0')),
+        b'a'..=b'f' => Some(u32::from(b - b'a' + 10)),
+        b'A'..=b'F' => Some(u32::from(b - b'A' + 10)),
+        _ => None,
+    }
 }
 
 /// The number in 1 to 8 hex digits `digits` (no sign, no prefix), None for anything else.
@@ -101,7 +124,7 @@ fn hex_number(digits: &[u8]) -> Option<u32> {
     if digits.is_empty() || digits.len() > 8 {
         return None;
     }
-    digits.iter().try_fold(0u32, |n, &b| Some(n << 4 | char::from(b).to_digit(16)?))
+    digits.iter().try_fold(0u32, |n, &b| Some(n << 4 | hex_digit(b)?))
 }
 
 /// Bus and devfn of a function as one number, as `/proc/bus/pci/devices` prints it.
@@ -136,6 +159,30 @@ fn consistent_proc_ids(root: &Root, keys: &[u16]) -> Option<Vec<(u16, u32)>> {
     let text = std::fs::read_to_string(root.base().join("proc/bus/pci/devices")).ok()?;
     let ids = proc_pci_ids(&text)?;
     (ids.len() == keys.len() && ids.iter().zip(keys).all(|((k, _), key)| k == key)).then_some(ids)
+}
+
+/// Sorts bus·devfn keys: a big site's 600 by two counting passes of a byte each (~40
+/// instructions a key; ipnsort took ~170, callgrind), a few as usual.
+fn sort_keys(keys: &mut Vec<u16>) {
+    if keys.len() <= 64 {
+        return keys.sort_unstable();
+    }
+    let mut out = vec![0u16; keys.len()];
+    for shift in [0, 8] {
+        let mut at = [0usize; 257];
+        for &k in keys.iter() {
+            at[usize::from(k >> shift & 0xFF) + 1] += 1;
+        }
+        for b in 0..256 {
+            at[b + 1] += at[b];
+        }
+        for &k in keys.iter() {
+            let b = usize::from(k >> shift & 0xFF);
+            out[at[b]] = k;
+            at[b] += 1;
+        }
+        std::mem::swap(keys, &mut out);
+    }
 }
 
 /// What the kernel's list says about one bus·devfn.
@@ -195,7 +242,7 @@ pub fn scan(root: &Root, generation: &Generation) -> Vec<Found> {
     // Candidates at a served slot: their names one after another in `names`.
     let (mut names, mut candidates) = (Vec::new(), Vec::new());
     let scanned = crate::sys::for_each_name(&dir, |name| {
-        let Some((domain, bus, dev, func)) = std::str::from_utf8(name).ok().and_then(parse_address) else { return };
+        let Some((domain, bus, dev, func)) = parse_address(name) else { return };
         keys.push(bus_devfn(bus, dev, func));
         if devfn(dev, func).is_some_and(|slot| !at_slot(slot).is_empty()) {
             candidates.push((names.len()..names.len() + name.len(), domain, bus, dev, func));
@@ -205,7 +252,7 @@ pub fn scan(root: &Root, generation: &Generation) -> Vec<Found> {
     if scanned.is_err() {
         return Vec::new();
     }
-    keys.sort_unstable();
+    sort_keys(&mut keys);
     let proc_ids = if candidates.is_empty() { None } else { consistent_proc_ids(root, &keys) };
     struct Match {
         entry: usize,
@@ -384,158 +431,4 @@ impl PciDevices {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn device(dir: &Path, name: &str, id: &str, numa: &str) {
-        let d = dir.join(name);
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("vendor"), "0x8086\n").unwrap();
-        std::fs::write(d.join("device"), format!("{id}\n")).unwrap();
-        std::fs::write(d.join("numa_node"), format!("{numa}\n")).unwrap();
-        std::fs::write(d.join("config"), [0u8; 256]).unwrap();
-    }
-
-    #[test]
-    fn sockets_come_from_numa_node_else_bus_order_and_other_devices_are_ignored() {
-        let dir = std::env::temp_dir().join(format!("likwid-pci-scan-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let root = Root::new(&dir);
-        let devs = root.pci_devices();
-        let skx = Generation::for_model("skx").unwrap();
-        device(&devs, "0000:97:0e.0", "0x2058", "-1"); // UPI port 0, higher bus: socket 1
-        device(&devs, "0000:17:0e.0", "0x2058", "-1"); // UPI port 0, lower bus: socket 0
-        device(&devs, "0000:3a:0a.2", "0x2042", "1"); // IMC 0 channel 0 on NUMA node 1
-        device(&devs, "0000:3a:0a.3", "0x2042", "0"); // right id, wrong function: not an IMC
-        device(&devs, "0000:00:1f.6", "0x15b8", "0"); // a NIC
-        let mut found: Vec<(&str, u32)> = scan(&root, skx).into_iter().map(|f| (f.name, f.socket)).collect();
-        found.sort();
-        assert_eq!(
-            found,
-            vec![("PCI_IMC_DEVICE_0_CH_0", 1), ("PCI_QPI_DEVICE_PORT_0", 0), ("PCI_QPI_DEVICE_PORT_0", 1)]
-        );
-        let opened = PciDevices::open_all(&root, Some(skx));
-        assert_eq!(opened.list().count(), 3);
-        assert!(opened.get(1, "PCI_IMC_DEVICE_0_CH_0").is_some_and(|(kind, _)| kind == "IMC"));
-        assert_eq!(PciDevices::open_all(&root, None).list().count(), 0);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    /// A `proc/bus/pci/devices` line as the kernel prints it (drivers/pci/proc.c, show_device).
-    fn proc_line(bus: u8, dev: u8, func: u8, ids: u32) -> String {
-        format!("{:04x}\t{ids:08x}\t0{}\t\n", bus_devfn(bus, dev, func), "\t               0".repeat(14))
-    }
-
-    fn scanned(root: &Root) -> Vec<(&'static str, u32, String)> {
-        let skx = Generation::for_model("skx").unwrap();
-        let mut found: Vec<_> = scan(root, skx)
-            .into_iter()
-            .map(|f| (f.name, f.socket, f.path.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned()))
-            .collect();
-        found.sort();
-        found
-    }
-
-    #[test]
-    fn the_kernels_pci_list_reads_as_bus_devfn_and_ids() {
-        let text = proc_line(0x3a, 0x0a, 2, 0x8086_2042) + &proc_line(0x00, 0x1f, 6, 0x8086_15b8);
-        assert_eq!(proc_pci_ids(&text), Some(vec![(0x00fe, 0x8086_15b8), (0x3a52, 0x8086_2042)]));
-        assert_eq!(proc_pci_ids(""), Some(vec![]));
-        assert_eq!(proc_pci_ids("3a52 80862042\n"), None, "not the kernel's tab-separated form");
-        assert_eq!(proc_pci_ids("3a5\t80862042\t0\n"), None);
-    }
-
-    /// With the kernel's list consistent with sysfs, ids come from the list: a function whose
-    /// bus·devfn is there once needs no file read, and one the list says is not served is not,
-    /// whatever its files say. Where domains share a bus·devfn, each function's own files decide.
-    #[test]
-    fn the_kernels_list_decides_where_it_is_unambiguous_and_files_decide_elsewhere() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = Root::new(dir.path());
-        let devs = root.pci_devices();
-        device(&devs, "0000:17:0e.0", "0x2058", "0"); // UPI port 0: served
-        device(&devs, "0000:3a:0a.2", "0x2021", "0"); // files say not an IMC channel ...
-        device(&devs, "0000:3b:0a.2", "0x2042", "1"); // ... and say an IMC channel
-        device(&devs, "0000:40:0a.2", "0x2042", "0"); // two domains share 40:0a.2:
-        device(&devs, "0001:40:0a.2", "0x2021", "1"); // the files of each decide
-        std::fs::remove_file(devs.join("0000:17:0e.0/vendor")).unwrap(); // the list alone says it
-        let list = proc_line(0x17, 0x0e, 0, 0x8086_2058)
-            + &proc_line(0x3a, 0x0a, 2, 0x8086_2042) // the kernel's ids: these win
-            + &proc_line(0x3b, 0x0a, 2, 0x8086_2021)
-            + &proc_line(0x40, 0x0a, 2, 0x8086_2021)
-            + &proc_line(0x40, 0x0a, 2, 0x8086_2042);
-        std::fs::create_dir_all(dir.path().join("proc/bus/pci")).unwrap();
-        std::fs::write(dir.path().join("proc/bus/pci/devices"), &list).unwrap();
-        assert_eq!(
-            scanned(&root),
-            vec![
-                ("PCI_IMC_DEVICE_0_CH_0", 0, "0000:3a:0a.2".into()),
-                ("PCI_IMC_DEVICE_0_CH_0", 0, "0000:40:0a.2".into()),
-                ("PCI_QPI_DEVICE_PORT_0", 0, "0000:17:0e.0".into()),
-            ]
-        );
-        // A list that does not match sysfs (a function more or less) is not used: the files decide.
-        std::fs::write(dir.path().join("proc/bus/pci/devices"), list + &proc_line(0x99, 0, 0, 0x8086_2058)).unwrap();
-        assert_eq!(
-            scanned(&root),
-            vec![
-                ("PCI_IMC_DEVICE_0_CH_0", 0, "0000:40:0a.2".into()),
-                ("PCI_IMC_DEVICE_0_CH_0", 1, "0000:3b:0a.2".into())
-            ]
-        );
-    }
-
-    #[test]
-    fn mmio_names_of_both_numberings_name_the_same_windows() {
-        assert_eq!(mmio_window("MMIO_IMC_DEVICE_0_CH_0"), Some((MMIO_CHANNEL, 0)));
-        assert_eq!(mmio_window("MMIO_IMC_DEVICE_1_CH_1"), Some((MMIO_CHANNEL, 3)), "5.2: two channels per controller");
-        assert_eq!(mmio_window("MMIO_IMC_DEVICE_0_CH_7"), Some((MMIO_CHANNEL, 7)), "5.3+: eight under controller 0");
-        assert_eq!(mmio_window("MMIO_IMC_DEVICE_2_FREERUN"), Some((MMIO_FREERUN, 2)));
-        assert_eq!(mmio_window("PCI_IMC_DEVICE_0_CH_0"), None);
-        assert_eq!(mmio_window("MMIO_IMC_DEVICE_X_CH_0"), None);
-    }
-
-    #[test]
-    fn unprogrammed_or_absent_memory_controller_bars_are_refused() {
-        let path = std::env::temp_dir().join(format!("likwid-bar-test-{}", std::process::id()));
-        let bars = |base: u32, controller1: u32| {
-            let mut config = vec![0u8; 4096];
-            config[0xD0..0xD4].copy_from_slice(&base.to_le_bytes());
-            for c in 0..4usize {
-                let v: u32 = if c == 1 { controller1 } else { c as u32 + 1 };
-                config[0xD8 + 4 * c..0xDC + 4 * c].copy_from_slice(&v.to_le_bytes());
-            }
-            std::fs::write(&path, config).unwrap();
-            mmio_windows(&PciConfig::open(&path).unwrap())
-        };
-        for bad in [0, 0xE000_0000, u32::MAX] {
-            assert!(bars(bad, 2).is_err(), "base BAR {bad:#x}");
-        }
-        let windows = bars(1, 2).unwrap();
-        assert_eq!(windows.len(), 12);
-        assert_eq!(windows[0], (MMIO_CHANNEL, 0, (1 << 23) | (1 << 12) | 0x22800));
-        let windows = bars(1, u32::MAX).unwrap();
-        assert_eq!(windows.len(), 9, "controller 1 left out");
-        assert!(windows.iter().all(|(kind, i, _)| !(*kind == MMIO_FREERUN && *i == 1)));
-        std::fs::remove_file(&path).unwrap();
-    }
-
-    #[test]
-    fn sysfs_addresses_parse() {
-        assert_eq!(parse_address("0000:3a:0a.2"), Some((0, 0x3a, 0x0a, 2)));
-        assert_eq!(parse_address("0000:3a:0a"), None);
-        assert_eq!(parse_address("pci0000:00"), None);
-        assert_eq!(parse_address("10000:e1:00.5"), Some((0x10000, 0xe1, 0, 5)), "a VMD domain");
-        for bad in [
-            "0000:3a:0a.",
-            "0000::0a.2",
-            ":3a:0a.2",
-            "0000:3a:+a.2",
-            "0000:13a:0a.2",
-            "0000:3a:0a.2x",
-            "1000000000:3a:0a.2",
-        ] {
-            assert_eq!(parse_address(bad), None, "{bad}");
-        }
-    }
-}
+mod tests;
