@@ -456,7 +456,7 @@ impl Engine {
             if !readable {
                 return Err(AccessError::Denied { reg, write: false });
             }
-            return file.read(reg).map_err(io_error);
+            return file.read_value(reg).map_err(AccessError::ReadWrite);
         }
         let target = self.target(cpu, device, reg)?;
         if !target.readable {

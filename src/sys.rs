@@ -90,6 +90,24 @@ pub fn coarse_monotonic_ns() -> Option<u64> {
     (rc == 0).then(|| (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64))
 }
 
+/// Reads the 8 bytes at `offset` of `fd` (`pread`): the count read and the bytes as a
+/// little-endian value (zeros where the read stopped short), or the errno. The MSR read path:
+/// std's `read_at` is not inlined across the crate boundary and builds an `io::Result` per call
+/// (about 20 instructions per batched read, callgrind).
+#[inline]
+pub fn pread8(fd: std::os::fd::BorrowedFd<'_>, offset: u64) -> Result<(usize, u64), i32> {
+    use std::os::fd::AsRawFd;
+    let mut buf = [0u8; 8];
+    let Ok(offset) = libc::off_t::try_from(offset) else { return Err(libc::EINVAL) };
+    // SAFETY: `buf` is a writable 8-byte buffer for the duration of the call; `fd` is an open
+    // descriptor borrowed for the call.
+    let n = unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), offset) };
+    match usize::try_from(n) {
+        Ok(n) => Ok((n, u64::from_le_bytes(buf))),
+        Err(_) => Err(io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)),
+    }
+}
+
 /// Registers fork handlers (run by fork(2), not by posix_spawn or vfork).
 pub fn atfork(prepare: extern "C" fn(), parent: extern "C" fn(), child: extern "C" fn()) {
     // SAFETY: the handlers are plain extern "C" functions that live for the whole program.

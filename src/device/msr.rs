@@ -42,15 +42,24 @@ impl MsrFile {
     }
 }
 
-impl RegisterDevice for MsrFile {
-    fn read(&self, reg: u32) -> io::Result<u64> {
-        let mut buf = [0u8; 8];
-        let n = self.file.read_at(&mut buf, self.offset(reg))?;
+impl MsrFile {
+    /// The register's value, or the errno of the failed read: the engine's MSR read path,
+    /// inlined into it (no `io::Error` per read).
+    #[inline]
+    pub fn read_value(&self, reg: u32) -> Result<u64, i32> {
+        use std::os::fd::AsFd;
+        let (n, value) = crate::sys::pread8(self.file.as_fd(), self.offset(reg))?;
         // A register store reads zeros past its end, like a register nobody wrote yet.
         if n != 8 && !self.is_register_store() {
-            return Err(io::Error::from_raw_os_error(libc::EIO));
+            return Err(libc::EIO);
         }
-        Ok(u64::from_le_bytes(buf))
+        Ok(value)
+    }
+}
+
+impl RegisterDevice for MsrFile {
+    fn read(&self, reg: u32) -> io::Result<u64> {
+        self.read_value(reg).map_err(io::Error::from_raw_os_error)
     }
 
     fn write(&self, reg: u32, value: u64) -> io::Result<()> {
