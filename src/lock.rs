@@ -102,6 +102,7 @@ impl LockWatch {
     /// The lock state as of at most `RECHECK` ago. Called for every request, batched or not
     /// (each request of a batch gets its own answer, so a lock taken mid-batch stops the
     /// requests after it exactly as it stops single requests).
+    #[inline(always)]
     pub fn locked(&mut self) -> bool {
         // The coarse clock (a few ms resolution) costs a fraction of the precise one on this
         // per-request path, and a lock need not be seen to the millisecond. A failing clock
@@ -109,12 +110,18 @@ impl LockWatch {
         let now = crate::sys::coarse_monotonic_ns();
         match (self.checked, now) {
             (Some((due, locked)), Some(now)) if now < due => locked,
-            _ => {
-                let locked = self.locked_now();
-                self.checked = now.map(|now| (now.saturating_add(self.recheck_ns), locked));
-                locked
-            }
+            _ => self.recheck(now),
         }
+    }
+
+    /// `locked` when its answer is due (or the clock failed): reads the file. Kept out of
+    /// line so the per-request part inlines small.
+    #[cold]
+    #[inline(never)]
+    fn recheck(&mut self, now: Option<u64>) -> bool {
+        let locked = self.locked_now();
+        self.checked = now.map(|now| (now.saturating_add(self.recheck_ns), locked));
+        locked
     }
 }
 

@@ -82,6 +82,7 @@ pub fn for_each_name(path: &std::path::Path, mut each: impl FnMut(&[u8])) -> io:
 /// CLOCK_MONOTONIC_COARSE in nanoseconds, None when the clock cannot be read. The lock check
 /// reads it once per request; through nix's wrapper and `Duration` that cost about 75
 /// instructions, a tenth of the daemon's work per batched read (callgrind).
+#[inline(always)]
 pub fn coarse_monotonic_ns() -> Option<u64> {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid, writable timespec for the duration of the call; the clock id is
@@ -94,7 +95,7 @@ pub fn coarse_monotonic_ns() -> Option<u64> {
 /// little-endian value (zeros where the read stopped short), or the errno. The MSR read path:
 /// std's `read_at` is not inlined across the crate boundary and builds an `io::Result` per call
 /// (about 20 instructions per batched read, callgrind).
-#[inline]
+#[inline(always)]
 pub fn pread8(fd: std::os::fd::BorrowedFd<'_>, offset: u64) -> Result<(usize, u64), i32> {
     use std::os::fd::AsRawFd;
     let mut buf = [0u8; 8];

@@ -209,9 +209,22 @@ impl<'e> Session<'e> {
     /// each with its reply, in request order.
     pub fn answer_batch_in_place(&mut self, records: &mut [u8]) {
         if self.workers.is_none() {
+            // `answer`'s read shortcut, with the reply written over the request in place: a
+            // successful read changes only the record's data and code (decoding the whole
+            // record and encoding the whole reply cost about 20 instructions per read,
+            // callgrind). The trace cannot change during a batch: asked once.
+            let untraced = self.trace.is_none();
             for slot in records.chunks_exact_mut(RECORD_LEN) {
                 let slot: &mut [u8; RECORD_LEN] = slot.try_into().expect("chunks_exact gives whole records");
-                *slot = self.answer(&Record::decode(slot)).encode();
+                let req = Record::decode(slot);
+                if untraced && req.kind == Kind::Read.code() {
+                    match self.engine.read(req.cpu, req.device, req.reg) {
+                        Ok(data) => Record::reply_in_place(slot, data, wire::ERR_NOERROR),
+                        Err(e) => *slot = self.settle(&req, Outcome { result: Err(e), original: None }).encode(),
+                    }
+                } else {
+                    *slot = self.answer_other(&req).encode();
+                }
             }
             return;
         }

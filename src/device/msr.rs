@@ -45,7 +45,7 @@ impl MsrFile {
 impl MsrFile {
     /// The register's value, or the errno of the failed read: the engine's MSR read path,
     /// inlined into it (no `io::Error` per read).
-    #[inline]
+    #[inline(always)]
     pub fn read_value(&self, reg: u32) -> Result<u64, i32> {
         use std::os::fd::AsFd;
         let (n, value) = crate::sys::pread8(self.file.as_fd(), self.offset(reg))?;
@@ -133,6 +133,7 @@ impl MsrDevices {
         Ok(MsrDevices { cpus })
     }
 
+    #[inline(always)]
     pub fn get(&self, cpu: u32) -> Option<&MsrFile> {
         // CPUs are mostly numbered 0..n without gaps: then position `cpu` holds it.
         if let Some((c, file)) = self.cpus.get(cpu as usize) {

@@ -34,12 +34,19 @@ impl Default for Decisions {
 
 impl Decisions {
     /// `policy`'s decision for MSR `reg`. Must always be asked with the same policy.
+    /// Inlined into the request path; a miss asks the policy out of line.
+    #[inline(always)]
     pub fn of(&self, policy: &Policy, reg: u32) -> (bool, WriteRule) {
         let cell = &self.slots[(reg ^ (reg >> 8) ^ (reg >> 16)) as usize % SLOTS];
         let slot = cell.get();
         if slot.filled && slot.reg == reg {
             return (slot.readable, slot.write);
         }
+        Decisions::fill(cell, policy, reg)
+    }
+
+    #[inline(never)]
+    fn fill(cell: &Cell<Slot>, policy: &Policy, reg: u32) -> (bool, WriteRule) {
         let (readable, write) = (policy.may_read(reg), policy.write_rule(reg));
         cell.set(Slot { reg, filled: true, readable, write });
         (readable, write)
