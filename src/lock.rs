@@ -45,8 +45,11 @@ pub const RECHECK: Duration = Duration::from_millis(250);
 pub struct LockWatch {
     path: PathBuf,
     real_uid: u32,
-    /// When the cached answer expires (coarse monotonic nanoseconds), and the answer.
-    checked: Option<(u64, bool)>,
+    /// When the cached answer expires (coarse monotonic nanoseconds; 0: no answer cached, as
+    /// before the first check or after a failed clock read), and the answer. Two plain fields,
+    /// not an `Option` of a pair: the per-request test is one comparison and one flag.
+    due: u64,
+    cached_locked: bool,
     /// The last undeterminable state logged, so a persisting failure is logged once.
     logged: Option<Errno>,
     /// `RECHECK` in nanoseconds (tests shorten it).
@@ -60,7 +63,8 @@ impl LockWatch {
         LockWatch {
             path,
             real_uid,
-            checked: None,
+            due: 0,
+            cached_locked: true,
             logged: None,
             recheck_ns: RECHECK.as_nanos() as u64,
             owner_decides: false,
@@ -108,8 +112,8 @@ impl LockWatch {
         // per-request path, and a lock need not be seen to the millisecond. A failing clock
         // read means "check now".
         let now = crate::sys::coarse_monotonic_ns();
-        match (self.checked, now) {
-            (Some((due, locked)), Some(now)) if now < due => locked,
+        match now {
+            Some(now) if now < self.due => self.cached_locked,
             _ => self.recheck(now),
         }
     }
@@ -120,7 +124,8 @@ impl LockWatch {
     #[inline(never)]
     fn recheck(&mut self, now: Option<u64>) -> bool {
         let locked = self.locked_now();
-        self.checked = now.map(|now| (now.saturating_add(self.recheck_ns), locked));
+        self.due = now.map_or(0, |now| now.saturating_add(self.recheck_ns));
+        self.cached_locked = locked;
         locked
     }
 }

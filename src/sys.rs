@@ -96,13 +96,12 @@ pub fn coarse_monotonic_ns() -> Option<u64> {
 /// std's `read_at` is not inlined across the crate boundary and builds an `io::Result` per call
 /// (about 20 instructions per batched read, callgrind).
 #[inline(always)]
-pub fn pread8(fd: std::os::fd::BorrowedFd<'_>, offset: u64) -> Result<(usize, u64), i32> {
-    use std::os::fd::AsRawFd;
+pub fn pread8(fd: std::os::fd::RawFd, offset: u64) -> Result<(usize, u64), i32> {
     let mut buf = [0u8; 8];
     let Ok(offset) = libc::off_t::try_from(offset) else { return Err(libc::EINVAL) };
-    // SAFETY: `buf` is a writable 8-byte buffer for the duration of the call; `fd` is an open
-    // descriptor borrowed for the call.
-    let n = unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), offset) };
+    // SAFETY: `buf` is a writable 8-byte buffer for the duration of the call, and pread writes
+    // nothing else: whatever `fd` is (closed, not a file), the worst is an error return.
+    let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), offset) };
     match usize::try_from(n) {
         Ok(n) => Ok((n, u64::from_le_bytes(buf))),
         Err(_) => Err(io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)),

@@ -216,14 +216,22 @@ impl<'e> Session<'e> {
             let untraced = self.trace.is_none();
             for slot in records.chunks_exact_mut(RECORD_LEN) {
                 let slot: &mut [u8; RECORD_LEN] = slot.try_into().expect("chunks_exact gives whole records");
-                let req = Record::decode(slot);
-                if untraced && req.kind == Kind::Read.code() {
-                    match self.engine.read(req.cpu, req.device, req.reg) {
+                // Decoded where used (the slot is the request until its reply is written): a
+                // decoded record kept across the branches was copied to the stack per read.
+                let (cpu, reg, device, kind) = {
+                    let req = Record::decode(slot);
+                    (req.cpu, req.reg, req.device, req.kind)
+                };
+                if untraced && kind == Kind::Read.code() {
+                    match self.engine.read(cpu, device, reg) {
                         Ok(data) => Record::reply_in_place(slot, data, wire::ERR_NOERROR),
-                        Err(e) => *slot = self.settle(&req, Outcome { result: Err(e), original: None }).encode(),
+                        Err(e) => {
+                            let req = Record::decode(slot);
+                            *slot = self.settle(&req, Outcome { result: Err(e), original: None }).encode();
+                        }
                     }
                 } else {
-                    *slot = self.answer_other(&req).encode();
+                    *slot = self.answer_other(&Record::decode(slot)).encode();
                 }
             }
             return;

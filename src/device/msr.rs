@@ -10,6 +10,7 @@ use crate::root::Root;
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write as _};
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::Path;
@@ -17,6 +18,8 @@ use std::path::Path;
 #[derive(Debug)]
 pub struct MsrFile {
     file: File,
+    /// `file`'s descriptor, for the read path (std's `as_fd` is a call per read).
+    fd: std::os::fd::RawFd,
     /// Bytes per register address: 1 for the kernel device, 8 for a register store.
     stride: u64,
 }
@@ -25,12 +28,13 @@ impl MsrFile {
     pub fn open(path: &Path) -> io::Result<MsrFile> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         let stride = if file.metadata()?.file_type().is_char_device() { 1 } else { 8 };
-        Ok(MsrFile { file, stride })
+        Ok(MsrFile { fd: file.as_raw_fd(), file, stride })
     }
 
     /// Another handle on the same open device (for a worker thread).
     pub fn try_clone(&self) -> io::Result<MsrFile> {
-        Ok(MsrFile { file: self.file.try_clone()?, stride: self.stride })
+        let file = self.file.try_clone()?;
+        Ok(MsrFile { fd: file.as_raw_fd(), file, stride: self.stride })
     }
 
     pub fn is_register_store(&self) -> bool {
@@ -47,8 +51,7 @@ impl MsrFile {
     /// inlined into it (no `io::Error` per read).
     #[inline(always)]
     pub fn read_value(&self, reg: u32) -> Result<u64, i32> {
-        use std::os::fd::AsFd;
-        let (n, value) = crate::sys::pread8(self.file.as_fd(), self.offset(reg))?;
+        let (n, value) = crate::sys::pread8(self.fd, self.offset(reg))?;
         // A register store reads zeros past its end, like a register nobody wrote yet.
         if n != 8 && !self.is_register_store() {
             return Err(libc::EIO);
