@@ -457,8 +457,8 @@ impl Engine {
         if device == MSR_DEV {
             // The same checks in the same order as through `target`, without building a
             // `Target` (a call returning it through memory: about 40 instructions per read).
-            let (file, readable, _) = self.msr_target(cpu, reg)?;
-            if !readable {
+            let file = self.machine.msrs.get(cpu).ok_or(AccessError::NoDevice)?;
+            if !self.decisions.readable(&self.machine.policy, reg) {
                 return Err(AccessError::Denied { reg, write: false });
             }
             return file.read_value(reg).map_err(AccessError::ReadWrite);
