@@ -148,21 +148,8 @@ pub(crate) fn daemon_check(conn: &mut Connection, cpu: u32, device: DeviceIndex)
     reply_result(&conn.round_trip(&Record::request(Kind::Check, cpu, device.0, 0, 0))?).map(|_| ())
 }
 
-/// A reply record as the value read, or the error its code stands for. Success first, inlined
-/// into the batch's reply loop.
-#[inline(always)]
+/// A reply record as the value read, or the error its code stands for.
 fn reply_result(reply: &Record) -> Result<u64, AccessError> {
-    if reply.errorcode == crate::wire::ERR_NOERROR {
-        return Ok(reply.data);
-    }
-    reply_error(reply)
-}
-
-/// `reply_result` of a reply that is not a success, out of line (inlined, its match became a
-/// jump table that every reply went through).
-#[cold]
-#[inline(never)]
-fn reply_error(reply: &Record) -> Result<u64, AccessError> {
     match AccessError::from_wire_code(reply.errorcode, reply.reg, reply.kind == Kind::Write.code()) {
         None => Ok(reply.data),
         Some(e) => Err(e),
