@@ -156,23 +156,35 @@ impl Connection {
         let replies = &mut self.replies;
         let stream = &self.stream;
         let result = send_all(stream, &self.out).and_then(|()| {
-            let mut header = [0u8; RECORD_LEN];
-            (&*stream).read_exact(&mut header)?;
-            let header = Record::decode(&header);
+            // The reply header, then the replies. Our daemon sends the header with the first
+            // replies in one piece: whatever has arrived is read with the header (at least
+            // the header), not the header alone and then the rest (a system call per batch
+            // less). Every byte is overwritten by the reads; resize only zeroes what it adds.
+            replies.resize(RECORD_LEN + len, 0);
+            let mut got = 0;
+            while got < RECORD_LEN {
+                match (&*stream).read(&mut replies[got..]) {
+                    Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let header = Record::decode(replies[..RECORD_LEN].try_into().expect("a record"));
             if header.kind == wire::Kind::Batch.code()
                 && header.cpu == 0
                 && count > 0
                 && header.errorcode == wire::ERR_RWFAIL
+                && got == RECORD_LEN
             {
-                // The daemon had no memory for the batch and read past it: the channel is fine.
+                // The daemon had no memory for the batch and read past it: the channel is fine
+                // (nothing follows that header; anything that did is caught below).
                 return Ok(false);
             }
             if header.kind != wire::Kind::Batch.code() || header.cpu != count || header.errorcode != wire::ERR_NOERROR {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, "batch reply header does not match"));
             }
-            // Every byte is overwritten by the read; resize only zeroes what it adds.
-            replies.resize(len, 0);
-            (&*stream).read_exact(replies)?;
+            (&*stream).read_exact(&mut replies[got..])?;
             Ok(true)
         });
         // A reply answers its request when cpu and register (bytes 0..8) and type (20..24)
@@ -186,13 +198,12 @@ impl Connection {
         match result {
             Ok(false) => Err(AccessError::ReadWrite(libc::ENOMEM)),
             Ok(true)
-                if self
-                    .replies
+                if self.replies[RECORD_LEN..]
                     .chunks_exact(RECORD_LEN)
                     .zip(self.out[RECORD_LEN..].chunks_exact(RECORD_LEN))
                     .all(answers) =>
             {
-                Ok(&self.replies)
+                Ok(&self.replies[RECORD_LEN..])
             }
             Ok(true) => Err(self.fail("batch replies do not match the requests".into())),
             Err(e) => Err(self.fail(describe(&e))),
