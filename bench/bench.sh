@@ -64,6 +64,8 @@ echo "LIKWID: $(dpkg-query -W -f='${Package} ${Version}' likwid 2>/dev/null || e
 echo "big site: 256 CPUs, $(ls "$pci" | wc -l) PCI functions ($uncore of them uncore units)"
 echo
 export BENCH_SIM2=$tmp/m BENCH_SIM256=$tmp/big BENCH_SIM256U=$tmp/bigu
+# BENCH_CALLGRIND=1: only the callgrind instruction counts and where they go (seconds, and
+# stable on a busy machine: what a change to the request path is measured with).
 # BENCH_STARTS=ROUNDS: only the start-ups (ours, BENCH_BEFORE's), on the simulated roots, and exit.
 if [ -n "${BENCH_STARTS:-}" ]; then
     "$tmp/bench" starts $reg "$BENCH_STARTS" "$rel/likwid-accessD" ${BENCH_BEFORE:+"$BENCH_BEFORE"}
@@ -73,11 +75,13 @@ likwid=/usr/sbin/likwid-accessD
 # The service's config directory must exist to mount a private one over it; /etc is the
 # host's even in the namespace, so only an empty directory made here is removed again.
 made_etc=
-if [ "$(id -u)" = 0 ] && [ ! -d /etc/likwid-access ]; then
+if [ -z "${BENCH_CALLGRIND:-}" ] && [ "$(id -u)" = 0 ] && [ ! -d /etc/likwid-access ]; then
     mkdir -m 0755 /etc/likwid-access && made_etc=1
 fi
 trap 'rm -rf "$tmp"; [ -n "$made_etc" ] && rmdir /etc/likwid-access 2>/dev/null; true' EXIT
-if [ "$(id -u)" != 0 ] || ! command -v unshare >/dev/null || [ ! -x $likwid ] || [ -z "$host_vendor" ]; then
+if [ -n "${BENCH_CALLGRIND:-}" ]; then
+    echo "BENCH_CALLGRIND: instruction counts only (no timed rows, no system call counts)."
+elif [ "$(id -u)" != 0 ] || ! command -v unshare >/dev/null || [ ! -x $likwid ] || [ -z "$host_vendor" ]; then
     echo "LIKWID column SKIPPED: needs root, unshare, a host CPU with a built-in table and Debian's $likwid (apt-get install likwid)." >&2
     if [ -n "${BENCH_MEM:-}" ]; then
         LIKWID_ACCESS_ROOT=$tmp/m "$tmp/bench" mem $reg "$rel/likwid-accessD"
@@ -284,6 +288,9 @@ if command -v valgrind >/dev/null; then
 else
     echo "callgrind SKIPPED: no valgrind (apt-get install valgrind)." >&2
 fi
+
+# BENCH_CALLGRIND=1: only the instruction counts above.
+[ -n "${BENCH_CALLGRIND:-}" ] && exit
 
 # Where start-up goes: the system calls of spawn-to-first-reply (both processes) on 2 CPUs and
 # on the big site. strace slows every call; compare the counts, not its times.

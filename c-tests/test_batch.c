@@ -51,6 +51,31 @@ static void mixed_batch(const char *mode)
     CHECK_FILE(0, REG_SYSCFG, 0, "%s: SYSCFG untouched", mode);
 }
 
+/* Every operation passes the library's checks and the daemon refuses two: each reply is taken
+ * in order (the library's path for a batch it refused nothing of), a refusal costs only its
+ * own operation, and a read after a refusal gets its own value. */
+static void daemon_refusals_only(const char *mode)
+{
+    HPMBatchOp ops[] = {
+        { .cpu = 0, .dev = MSR_DEV, .reg = REG_PERF_CTR(0), .op = HPM_BATCH_WRITE, .data = 0x1234 },
+        { .cpu = 1, .dev = MSR_DEV, .reg = REG_EFER, .op = HPM_BATCH_READ, .data = 77 },
+        { .cpu = 0, .dev = MSR_DEV, .reg = REG_PERF_CTR(0), .op = HPM_BATCH_READ },
+        { .cpu = 0, .dev = MSR_DEV, .reg = REG_SYSCFG, .op = HPM_BATCH_WRITE, .data = 1 },
+        { .cpu = 1, .dev = MSR_DEV, .reg = REG_PERF_CTR(1), .op = HPM_BATCH_READ },
+    };
+    int rc = HPMbatch(ops, 5);
+    CHECK(rc == 2, "%s: HPMbatch returned %d, want 2 failed operations", mode, rc);
+    int want[] = { 0, -EPERM, 0, -EPERM, 0 };
+    for (int i = 0; i < 5; i++)
+        CHECK_RC(ops[i].result, want[i], "%s: op %d of a batch the library refused nothing of", mode, i);
+    CHECK_U64(ops[1].data, 77, "%s: a refused read leaves data alone", mode);
+    CHECK_U64(ops[2].data, 0x1234, "%s: read after a refused read", mode);
+    uint64_t v = 0;
+    CHECK_RC(HPMread(1, MSR_DEV, REG_PERF_CTR(1), &v), 0, "%s: single read", mode);
+    CHECK_U64(ops[4].data, v, "%s: read after a refused write", mode);
+    CHECK_FILE(0, REG_SYSCFG, 0, "%s: SYSCFG untouched", mode);
+}
+
 static void big_batches(const char *mode)
 {
     size_t max = HPM_BATCH_MAX;
@@ -88,6 +113,7 @@ int main(void)
     guard_alarm(120);
     start_session(SIM_NCPUS);
     mixed_batch("daemon");
+    daemon_refusals_only("daemon");
     big_batches("daemon");
     uint64_t v = 0;
     CHECK_RC(HPMread(2, MSR_DEV, REG_PERF_CTR(1), &v), 0, "single reads still work after batches");
@@ -97,6 +123,7 @@ int main(void)
     setenv("LIKWID_ACCESS_WORKERS", "1", 1);
     start_session(SIM_NCPUS);
     mixed_batch("workers");
+    daemon_refusals_only("workers");
     big_batches("workers");
     int threads = daemon_threads(HPMdaemonPid());
     CHECK(threads == (int)SIM_NCPUS + 1, "daemon has %d threads, want one worker per CPU plus the main thread", threads);
@@ -107,6 +134,7 @@ int main(void)
     start_session(SIM_NCPUS);
     CHECK(find_daemon() < 0, "direct mode started a daemon");
     mixed_batch("direct");
+    daemon_refusals_only("direct");
     big_batches("direct");
     HPMfinalize();
     return test_result("test_batch");

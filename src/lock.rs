@@ -45,8 +45,11 @@ pub const RECHECK: Duration = Duration::from_millis(250);
 pub struct LockWatch {
     path: PathBuf,
     real_uid: u32,
-    /// When the cached answer expires (coarse monotonic nanoseconds), and the answer.
-    checked: Option<(u64, bool)>,
+    /// When the cached answer expires (coarse monotonic nanoseconds; 0: no answer cached, as
+    /// before the first check or after a failed clock read), and the answer. Two plain fields,
+    /// not an `Option` of a pair: the per-request test is one comparison and one flag.
+    due: u64,
+    cached_locked: bool,
     /// The last undeterminable state logged, so a persisting failure is logged once.
     logged: Option<Errno>,
     /// `RECHECK` in nanoseconds (tests shorten it).
@@ -60,7 +63,8 @@ impl LockWatch {
         LockWatch {
             path,
             real_uid,
-            checked: None,
+            due: 0,
+            cached_locked: true,
             logged: None,
             recheck_ns: RECHECK.as_nanos() as u64,
             owner_decides: false,
@@ -102,19 +106,27 @@ impl LockWatch {
     /// The lock state as of at most `RECHECK` ago. Called for every request, batched or not
     /// (each request of a batch gets its own answer, so a lock taken mid-batch stops the
     /// requests after it exactly as it stops single requests).
+    #[inline(always)]
     pub fn locked(&mut self) -> bool {
         // The coarse clock (a few ms resolution) costs a fraction of the precise one on this
         // per-request path, and a lock need not be seen to the millisecond. A failing clock
         // read means "check now".
         let now = crate::sys::coarse_monotonic_ns();
-        match (self.checked, now) {
-            (Some((due, locked)), Some(now)) if now < due => locked,
-            _ => {
-                let locked = self.locked_now();
-                self.checked = now.map(|now| (now.saturating_add(self.recheck_ns), locked));
-                locked
-            }
+        match now {
+            Some(now) if now < self.due => self.cached_locked,
+            _ => self.recheck(now),
         }
+    }
+
+    /// `locked` when its answer is due (or the clock failed): reads the file. Kept out of
+    /// line so the per-request part inlines small.
+    #[cold]
+    #[inline(never)]
+    fn recheck(&mut self, now: Option<u64>) -> bool {
+        let locked = self.locked_now();
+        self.due = now.map_or(0, |now| now.saturating_add(self.recheck_ns));
+        self.cached_locked = locked;
+        locked
     }
 }
 

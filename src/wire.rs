@@ -155,6 +155,15 @@ impl Record {
         }
     }
 
+    /// Turns the encoded request `b` into its reply in place: `reply(data, errorcode)` encoded
+    /// over it, writing only what differs (data, code, the zeroed tail).
+    #[inline]
+    pub fn reply_in_place(b: &mut [u8; RECORD_LEN], data: u64, errorcode: i32) {
+        b[8..16].copy_from_slice(&data.to_ne_bytes());
+        b[24..28].copy_from_slice(&errorcode.to_ne_bytes());
+        b[28..32].fill(0);
+    }
+
     /// A request as LIKWID's client builds it: errorcode preset to OPENFAIL (LIKWID 5.2 client).
     pub fn request(kind: Kind, cpu: u32, device: i32, reg: u32, data: u64) -> Record {
         Record { cpu, reg, data, device, kind: kind.code(), errorcode: ERR_OPENFAIL }
@@ -259,6 +268,15 @@ mod tests {
         assert_eq!(&b[24..28], &3i32.to_ne_bytes());
         assert_eq!(&b[28..32], &[0, 0, 0, 0]);
         assert_eq!(Record::decode(&b), r);
+    }
+
+    #[test]
+    fn a_reply_in_place_is_the_encoded_reply() {
+        let req = Record { cpu: 7, reg: 0xC001_0201, data: 0x55, device: 3, kind: 0, errorcode: ERR_OPENFAIL };
+        let mut b = req.encode();
+        b[28..32].copy_from_slice(&[0xAA; 4]); // a client's tail padding is not echoed
+        Record::reply_in_place(&mut b, 0x1122_3344_5566_7788, ERR_NODEV);
+        assert_eq!(b, req.reply(0x1122_3344_5566_7788, ERR_NODEV).encode());
     }
 
     #[test]

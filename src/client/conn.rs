@@ -128,20 +128,25 @@ impl Connection {
         matches!(self.flavor, Flavor::Ours { capabilities } if capabilities & wire::CAP_BATCH != 0)
     }
 
-    /// The frame of the next batch, emptied: the caller appends the request records (encoded)
-    /// and calls `send_batch`.
-    pub fn batch_buffer(&mut self) -> &mut Vec<u8> {
-        self.out.clear();
-        self.out.extend_from_slice(&[0u8; RECORD_LEN]); // the header, written by send_batch
-        &mut self.out
+    /// Room for the next batch's `count` request records (the header before them is written
+    /// by `send_batch`): the caller encodes its requests into the first records and calls
+    /// `send_batch` with how many it wrote. The frame keeps its length from batch to batch, so
+    /// a batch no larger than the last zeroes nothing, and the records are written without a
+    /// capacity check each (a `Vec` append per record cost about 6 instructions, callgrind).
+    pub fn batch_frame(&mut self, count: usize) -> &mut [u8] {
+        self.out.resize((1 + count) * RECORD_LEN, 0);
+        &mut self.out[RECORD_LEN..]
     }
 
-    /// Sends the requests appended to `batch_buffer` in one frame and returns their replies,
-    /// in request order, each checked to answer its request (cpu, register, type).
-    pub fn send_batch(&mut self) -> Result<&[u8], AccessError> {
+    /// Sends the first `sent` records written into `batch_frame` in one frame and returns
+    /// their replies, in request order, each checked to answer its request (cpu, register,
+    /// type).
+    pub fn send_batch(&mut self, sent: usize) -> Result<&[u8], AccessError> {
         if let Some(why) = &self.broken {
             return Err(AccessError::Channel(why.clone()));
         }
+        debug_assert!((1 + sent) * RECORD_LEN <= self.out.len(), "more records sent than written");
+        self.out.truncate((1 + sent) * RECORD_LEN);
         let len = self.out.len() - RECORD_LEN;
         let count = u32::try_from(len / RECORD_LEN).ok().filter(|n| *n <= wire::MAX_BATCH);
         let count = count.ok_or_else(|| {
@@ -151,38 +156,54 @@ impl Connection {
         let replies = &mut self.replies;
         let stream = &self.stream;
         let result = send_all(stream, &self.out).and_then(|()| {
-            let mut header = [0u8; RECORD_LEN];
-            (&*stream).read_exact(&mut header)?;
-            let header = Record::decode(&header);
+            // The reply header, then the replies. Our daemon sends the header with the first
+            // replies in one piece: whatever has arrived is read with the header (at least
+            // the header), not the header alone and then the rest (a system call per batch
+            // less). Every byte is overwritten by the reads; resize only zeroes what it adds.
+            replies.resize(RECORD_LEN + len, 0);
+            let mut got = 0;
+            while got < RECORD_LEN {
+                match (&*stream).read(&mut replies[got..]) {
+                    Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let header = Record::decode(replies[..RECORD_LEN].try_into().expect("a record"));
             if header.kind == wire::Kind::Batch.code()
                 && header.cpu == 0
                 && count > 0
                 && header.errorcode == wire::ERR_RWFAIL
+                && got == RECORD_LEN
             {
-                // The daemon had no memory for the batch and read past it: the channel is fine.
+                // The daemon had no memory for the batch and read past it: the channel is fine
+                // (nothing follows that header; anything that did is caught below).
                 return Ok(false);
             }
             if header.kind != wire::Kind::Batch.code() || header.cpu != count || header.errorcode != wire::ERR_NOERROR {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, "batch reply header does not match"));
             }
-            // Every byte is overwritten by the read; resize only zeroes what it adds.
-            replies.resize(len, 0);
-            (&*stream).read_exact(replies)?;
+            (&*stream).read_exact(&mut replies[got..])?;
             Ok(true)
         });
         // A reply answers its request when cpu and register (bytes 0..8) and type (20..24)
-        // are the request's.
-        let answers = |(a, q): (&[u8], &[u8])| a[..8] == q[..8] && a[20..24] == q[20..24];
+        // are the request's: compared as two integers (as slices: about 10 instructions per
+        // record, callgrind).
+        let answers = |(a, q): (&[u8], &[u8])| {
+            let word = |b: &[u8]| u64::from_ne_bytes(b[..8].try_into().expect("8 bytes"));
+            let kind = |b: &[u8]| u32::from_ne_bytes(b[20..24].try_into().expect("4 bytes"));
+            word(a) == word(q) && kind(a) == kind(q)
+        };
         match result {
             Ok(false) => Err(AccessError::ReadWrite(libc::ENOMEM)),
             Ok(true)
-                if self
-                    .replies
+                if self.replies[RECORD_LEN..]
                     .chunks_exact(RECORD_LEN)
                     .zip(self.out[RECORD_LEN..].chunks_exact(RECORD_LEN))
                     .all(answers) =>
             {
-                Ok(&self.replies)
+                Ok(&self.replies[RECORD_LEN..])
             }
             Ok(true) => Err(self.fail("batch replies do not match the requests".into())),
             Err(e) => Err(self.fail(describe(&e))),

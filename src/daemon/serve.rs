@@ -65,20 +65,31 @@ fn serve_batch(stream: &mut UnixStream, session: &mut Session, header: &Record, 
         return Err(io::Error::new(io::ErrorKind::InvalidData, "oversized batch"));
     }
     let len = header.cpu as usize * RECORD_LEN;
-    if body.capacity() < len && body.try_reserve_exact(len - body.len()).is_err() {
+    // The reply header goes in front of the records, so it leaves with the first chunk of
+    // replies in one send: sent on its own first, it woke the client for 32 bytes, and the
+    // client then blocked again for the replies (a wake-up and two system calls per batch).
+    let frame = RECORD_LEN + len;
+    if body.capacity() < frame && body.try_reserve_exact(frame - body.len()).is_err() {
         // The user may lower the daemon's RLIMIT_AS: refuse this batch, not the session.
         log::error!("no memory for a batch of {} requests ({len} bytes); refusing it", header.cpu);
         drain(stream, len)?;
         return stream.write_all(&wire::batch_header(0, wire::ERR_RWFAIL).encode());
     }
-    body.resize(len, 0);
-    stream.read_exact(body)?;
-    stream.write_all(&wire::batch_header(header.cpu, wire::ERR_NOERROR).encode())?;
+    body.resize(frame, 0);
+    stream.read_exact(&mut body[RECORD_LEN..])?;
+    body[..RECORD_LEN].copy_from_slice(&wire::batch_header(header.cpu, wire::ERR_NOERROR).encode());
     // Each reply overwrites its own request (both are one record): no reply buffer to clear
     // or fill per chunk, and no vector of decoded requests.
-    for chunk in body.chunks_mut(CHUNK * RECORD_LEN) {
-        session.answer_batch_in_place(chunk);
-        stream.write_all(chunk)?;
+    let mut sent = 0;
+    for first in (RECORD_LEN..frame).step_by(CHUNK * RECORD_LEN) {
+        let end = frame.min(first + CHUNK * RECORD_LEN);
+        session.answer_batch_in_place(&mut body[first..end]);
+        stream.write_all(&body[sent..end])?;
+        sent = end;
+    }
+    if sent == 0 {
+        // An empty batch: its header alone.
+        stream.write_all(&body[..RECORD_LEN])?;
     }
     Ok(())
 }

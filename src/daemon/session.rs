@@ -209,9 +209,30 @@ impl<'e> Session<'e> {
     /// each with its reply, in request order.
     pub fn answer_batch_in_place(&mut self, records: &mut [u8]) {
         if self.workers.is_none() {
+            // `answer`'s read shortcut, with the reply written over the request in place: a
+            // successful read changes only the record's data and code (decoding the whole
+            // record and encoding the whole reply cost about 20 instructions per read,
+            // callgrind). The trace cannot change during a batch: asked once.
+            let untraced = self.trace.is_none();
             for slot in records.chunks_exact_mut(RECORD_LEN) {
                 let slot: &mut [u8; RECORD_LEN] = slot.try_into().expect("chunks_exact gives whole records");
-                *slot = self.answer(&Record::decode(slot)).encode();
+                // Decoded where used (the slot is the request until its reply is written): a
+                // decoded record kept across the branches was copied to the stack per read.
+                let (cpu, reg, device, kind) = {
+                    let req = Record::decode(slot);
+                    (req.cpu, req.reg, req.device, req.kind)
+                };
+                if untraced && kind == Kind::Read.code() {
+                    match self.engine.read(cpu, device, reg) {
+                        Ok(data) => Record::reply_in_place(slot, data, wire::ERR_NOERROR),
+                        Err(e) => {
+                            let req = Record::decode(slot);
+                            *slot = self.settle(&req, Outcome { result: Err(e), original: None }).encode();
+                        }
+                    }
+                } else {
+                    *slot = self.answer_other(&Record::decode(slot)).encode();
+                }
             }
             return;
         }

@@ -10,6 +10,7 @@ use crate::root::Root;
 use std::ffi::{CStr, OsStr};
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::Path;
@@ -17,6 +18,8 @@ use std::path::Path;
 #[derive(Debug)]
 pub struct MsrFile {
     file: File,
+    /// `file`'s descriptor, for the read path (std's `as_fd` is a call per read).
+    fd: std::os::fd::RawFd,
     /// Bytes per register address: 1 for the kernel device, 8 for a register store.
     stride: u64,
 }
@@ -25,18 +28,19 @@ impl MsrFile {
     pub fn open(path: &Path) -> io::Result<MsrFile> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         let stride = if file.metadata()?.file_type().is_char_device() { 1 } else { 8 };
-        Ok(MsrFile { file, stride })
+        Ok(MsrFile { fd: file.as_raw_fd(), file, stride })
     }
 
     /// `open` for a path already NUL-terminated (one openat and one fstat, nothing else).
     fn open_c(path: &CStr) -> io::Result<MsrFile> {
         let (file, char_device) = crate::sys::open_rdwr_is_char_device(path)?;
-        Ok(MsrFile { file, stride: if char_device { 1 } else { 8 } })
+        Ok(MsrFile { fd: file.as_raw_fd(), file, stride: if char_device { 1 } else { 8 } })
     }
 
     /// Another handle on the same open device (for a worker thread).
     pub fn try_clone(&self) -> io::Result<MsrFile> {
-        Ok(MsrFile { file: self.file.try_clone()?, stride: self.stride })
+        let file = self.file.try_clone()?;
+        Ok(MsrFile { fd: file.as_raw_fd(), file, stride: self.stride })
     }
 
     pub fn is_register_store(&self) -> bool {
@@ -48,15 +52,23 @@ impl MsrFile {
     }
 }
 
-impl RegisterDevice for MsrFile {
-    fn read(&self, reg: u32) -> io::Result<u64> {
-        let mut buf = [0u8; 8];
-        let n = self.file.read_at(&mut buf, self.offset(reg))?;
+impl MsrFile {
+    /// The register's value, or the errno of the failed read: the engine's MSR read path,
+    /// inlined into it (no `io::Error` per read).
+    #[inline(always)]
+    pub fn read_value(&self, reg: u32) -> Result<u64, i32> {
+        let (n, value) = crate::sys::pread8(self.fd, self.offset(reg))?;
         // A register store reads zeros past its end, like a register nobody wrote yet.
         if n != 8 && !self.is_register_store() {
-            return Err(io::Error::from_raw_os_error(libc::EIO));
+            return Err(libc::EIO);
         }
-        Ok(u64::from_le_bytes(buf))
+        Ok(value)
+    }
+}
+
+impl RegisterDevice for MsrFile {
+    fn read(&self, reg: u32) -> io::Result<u64> {
+        self.read_value(reg).map_err(io::Error::from_raw_os_error)
     }
 
     fn write(&self, reg: u32, value: u64) -> io::Result<()> {
@@ -152,6 +164,7 @@ impl MsrDevices {
         Ok(MsrDevices { cpus })
     }
 
+    #[inline(always)]
     pub fn get(&self, cpu: u32) -> Option<&MsrFile> {
         // CPUs are mostly numbered 0..n without gaps: then position `cpu` holds it.
         if let Some((c, file)) = self.cpus.get(cpu as usize) {
