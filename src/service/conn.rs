@@ -5,7 +5,7 @@
 
 use super::admin::{self, Command};
 use super::config::{Access, Identity, Reads};
-use super::core::Client;
+use super::core::{Client, Rights};
 use super::placement::Placement;
 use super::protocol::{Hello, HELLO_LEN};
 use super::{scope, serve, Service};
@@ -21,6 +21,7 @@ use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Longest wait for a hello or an admin command.
@@ -173,10 +174,7 @@ fn admit(
     Ok(Client {
         uid: peer.uid,
         pid: peer.pid,
-        access: grant.access,
-        allowlist,
-        cpuset,
-        reads,
+        rights: Arc::new(Rights::new(grant.access, allowlist, cpuset, reads)),
         cgroups,
         numbering,
         lock: LockWatch::for_client(service.lock_path.clone(), peer.uid),
@@ -214,8 +212,8 @@ fn library_session(service: &Service, mut stream: UnixStream, peer: &Peer, numbe
         return;
     }
     let _ = stream.set_read_timeout(None);
-    let id = service.core().open(client);
-    serve::serve(service, id, &stream, true, &mut placement);
+    let session = service.core().open(client);
+    serve::serve(service, session, &stream, true, &mut placement);
 }
 
 /// Whether `sock` is a connected AF_UNIX stream socket (not a listener); else why not.
@@ -308,8 +306,8 @@ fn hand_over(
     let _ = client.set_read_timeout(None);
     let _ = client.set_write_timeout(Some(WRITE_TIMEOUT));
     let mut placement = Placement::follow(peer.pid, service.home_cpus.as_ref());
-    let id = service.core().open(admitted);
-    serve::serve(service, id, &client, false, &mut placement);
+    let session = service.core().open(admitted);
+    serve::serve(service, session, &client, false, &mut placement);
 }
 
 /// Mode 3: one command from root, text lines back, the last `ok` or `error: ...`.

@@ -8,6 +8,8 @@
 //! are journaled on disk so even a SIGKILLed service restores at its next start.
 
 mod admin;
+#[cfg(test)]
+mod concurrent_tests;
 mod config;
 mod conn;
 mod core;
@@ -18,6 +20,7 @@ pub mod protocol;
 mod ratelimit;
 mod scope;
 mod serve;
+mod session;
 #[cfg(test)]
 mod tests;
 
@@ -67,7 +70,7 @@ pub struct Service {
 
 impl Service {
     fn core(&self) -> MutexGuard<'_, Core> {
-        self.core.lock().unwrap_or_else(|p| p.into_inner())
+        core::lock(&self.core)
     }
 
     fn config(&self) -> Arc<Loaded> {

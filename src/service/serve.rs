@@ -1,8 +1,10 @@
 //! The record loop of one session: LIKWID 5 records (and, for our library, batches) in, replies
-//! out, every request answered by the core under its lock, socket I/O outside it.
+//! out; reads answered on the session's own engine, writes under the core's lock, socket I/O
+//! outside it.
 
-use super::core::{End, SessionId};
+use super::core::End;
 use super::placement::Placement;
+use super::session::Session;
 use super::Service;
 use crate::daemon::{drain, read_record};
 use crate::wire::{self, Record, RECORD_LEN};
@@ -35,9 +37,10 @@ impl Write for Plain<'_> {
 }
 
 /// A batch (our extension): read whole (the client sends it all before it reads), then
-/// answered a turn at a time, each turn's replies sent after the core's lock is released.
-/// Ok(false) when the session was ended meanwhile.
-fn serve_batch(service: &Service, id: SessionId, stream: &mut Plain, header: &Record) -> io::Result<bool> {
+/// answered a turn at a time, each turn's replies sent after the core's lock (if a write took
+/// it) is released. Ok(false) when the session was ended meanwhile.
+fn serve_batch(service: &Service, session: &mut Session, stream: &mut Plain, header: &Record) -> io::Result<bool> {
+    let id = session.id;
     if header.cpu > wire::MAX_BATCH {
         log::warn!("session {id}: batch of {} requests exceeds {}; closing", header.cpu, wire::MAX_BATCH);
         let _ = stream.write_all(&wire::batch_header(0, wire::ERR_UNKNOWN).encode());
@@ -56,20 +59,25 @@ fn serve_batch(service: &Service, id: SessionId, stream: &mut Plain, header: &Re
     stream.read_exact(&mut body)?;
     stream.write_all(&wire::batch_header(header.cpu, wire::ERR_NOERROR).encode())?;
     for turn in body.chunks(TURN * RECORD_LEN) {
-        let replies: Option<Vec<Record>> = {
-            let mut core = service.core();
-            wire::decode_records(turn).iter().map(|req| core.answer(id, req)).collect()
+        let Some(replies) = session.answer_turn(&service.core, &wire::decode_records(turn)) else {
+            return Ok(false);
         };
-        let Some(replies) = replies else { return Ok(false) };
         stream.write_all(&wire::encode_records(&replies))?;
     }
     Ok(true)
 }
 
-/// Serves session `id` until EXIT, EOF, a broken channel or the session's end by an admin,
+/// Serves `session` until EXIT, EOF, a broken channel or the session's end by an admin,
 /// then ends it (restoring unless the client said EXIT). The thread follows the client's
 /// CPUs as `placement` finds them.
-pub fn serve(service: &Service, id: SessionId, stream: &UnixStream, extensions: bool, placement: &mut Placement) {
+pub fn serve(
+    service: &Service,
+    mut session: Session,
+    stream: &UnixStream,
+    extensions: bool,
+    placement: &mut Placement,
+) {
+    let id = session.id;
     let stream = &mut Plain(stream);
     let mut announced = false;
     let end = loop {
@@ -83,11 +91,11 @@ pub fn serve(service: &Service, id: SessionId, stream: &UnixStream, extensions: 
             }
         };
         let sent = if extensions && req.kind == wire::Kind::Batch.code() {
-            serve_batch(service, id, stream, &req)
+            serve_batch(service, &mut session, stream, &req)
         } else {
-            // The core's lock is released before the reply is sent: a client that does not
-            // read its replies stalls only itself.
-            let reply = service.core().answer(id, &req);
+            // A write's hold on the core's lock ends before the reply is sent: a client that
+            // does not read its replies stalls only itself.
+            let reply = session.answer(&service.core, &req);
             match reply {
                 Some(reply) => stream.write_all(&reply.encode()).map(|()| true),
                 None => Ok(false),
