@@ -10,8 +10,9 @@ use crate::root::Root;
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write as _};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, FileTypeExt};
+use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
 #[derive(Debug)]
@@ -45,7 +46,7 @@ impl MsrFile {
 impl RegisterDevice for MsrFile {
     fn read(&self, reg: u32) -> io::Result<u64> {
         let mut buf = [0u8; 8];
-        let n = self.file.read_at(&mut buf, self.offset(reg))?;
+        let n = crate::sys::pread_plain(self.file.as_fd(), &mut buf, self.offset(reg))?;
         // A register store reads zeros past its end, like a register nobody wrote yet.
         if n != 8 && !self.is_register_store() {
             return Err(io::Error::from_raw_os_error(libc::EIO));
@@ -54,7 +55,7 @@ impl RegisterDevice for MsrFile {
     }
 
     fn write(&self, reg: u32, value: u64) -> io::Result<()> {
-        let n = self.file.write_at(&value.to_le_bytes(), self.offset(reg))?;
+        let n = crate::sys::pwrite_plain(self.file.as_fd(), &value.to_le_bytes(), self.offset(reg))?;
         if n != 8 {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
@@ -190,7 +191,7 @@ mod tests {
         assert_eq!(msr.read(0xC001_0201).unwrap(), 0x5555_6666_7777_8888);
         let raw = std::fs::File::open(&path).unwrap();
         let mut b = [0u8; 8];
-        raw.read_exact_at(&mut b, 8 * 0xC001_0201).unwrap();
+        std::os::unix::fs::FileExt::read_exact_at(&raw, &mut b, 8 * 0xC001_0201).unwrap();
         assert_eq!(u64::from_le_bytes(b), 0x5555_6666_7777_8888);
         std::fs::remove_dir_all(&dir).unwrap();
     }
