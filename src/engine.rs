@@ -515,9 +515,14 @@ fn io_error(e: std::io::Error) -> AccessError {
 
 /// Service mode (`src/service/`): one engine, opened once, serves every client in turn.
 impl Engine {
-    /// Serves the next requests in this client's `PciDeviceIndex` numbering.
+    /// Serves the next requests in this client's `PciDeviceIndex` numbering (the service's
+    /// restores: one engine for the sessions of every numbering). The remembered PCI addresses
+    /// name devices in the old numbering: forgotten when it changes.
     pub fn set_numbering(&mut self, numbering: Numbering) {
-        self.numbering = numbering;
+        if numbering != self.numbering {
+            self.numbering = numbering;
+            self.pci_slots.iter().for_each(|slot| slot.set(NO_PCI_SLOT));
+        }
     }
 
     /// Swaps the lock watch: the service judges LIKWID's lock file for each client's uid,
@@ -540,3 +545,25 @@ const _: fn() = || {
     fn shared<T: Send + Sync>() {}
     shared::<Machine>();
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Index 5 is PCI_IMC_DEVICE_0_CH_0 in LIKWID 5.2's numbering and PCI_R3QPI_DEVICE_LINK_4,
+    /// which a Skylake-SP does not have, in 5.4's (src/policy/pci/index-5.*.txt).
+    #[test]
+    fn a_new_numbering_forgets_the_devices_the_old_one_named() {
+        let dir = std::env::temp_dir().join(format!("likwid-engine-numbering-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        crate::sim::create(&dir, CpuModel::by_name("skx").unwrap(), &[0, 1]).unwrap();
+        let uid = nix::unistd::getuid().as_raw();
+        let mut engine = Engine::open(&Root::new(&dir), uid, Numbering::Likwid52).unwrap();
+        assert!(engine.read(0, 5, 0xA0).is_ok(), "5.2: the iMC");
+        engine.set_numbering(Numbering::Likwid54);
+        assert_eq!(engine.read(0, 5, 0xA0), Err(AccessError::NoDevice), "5.4: no such device here");
+        engine.set_numbering(Numbering::Likwid52);
+        assert!(engine.read(0, 5, 0xA0).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
