@@ -116,7 +116,7 @@ fn a_dying_connection_is_restored_and_the_other_is_served_throughout() {
     let connect = |uid| {
         let (client, server) = UnixStream::pair().unwrap();
         let mut c = m.client(uid, super::config::Access::ReadWrite, None);
-        c.stream = server.try_clone().ok();
+        c.stream = Some(Arc::new(server.try_clone().unwrap()));
         let session = core::lock(&svc.core).open(c);
         (client, server, session)
     };

@@ -75,7 +75,7 @@ pub struct Client {
     /// its own copy for its requests).
     pub lock: LockWatch,
     /// A handle on the connection, so an admin reset or SIGTERM can end it.
-    pub stream: Option<UnixStream>,
+    pub stream: Option<Arc<UnixStream>>,
     /// How the client reached us, for the log: "library" or "LIKWID".
     pub via: &'static str,
 }

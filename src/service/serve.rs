@@ -2,6 +2,7 @@
 //! out; reads answered on the session's own engine, writes under the core's lock, socket I/O
 //! outside it.
 
+use super::conn::WRITE_TIMEOUT;
 use super::core::End;
 use super::placement::Placement;
 use super::session::Session;
@@ -11,24 +12,39 @@ use crate::wire::{self, Record, RECORD_LEN};
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
+use std::time::Instant;
 
 /// Requests answered per turn at the core's lock: bounds how long a large batch holds up others.
 const TURN: usize = 64;
 
-/// The session's socket, read and written with plain system calls (`sys::recv_plain`): the
+/// A connection's socket, read and written with plain system calls (`sys::recv_plain`): the
 /// service has many threads, and glibc's wrappers then cost a cancellation bracket per call.
-/// The socket's timeouts apply as to std's calls (they are the kernel's).
+/// Reads block as long as the client likes (a session may idle); a write that finds no room
+/// waits at most WRITE_TIMEOUT for it, then fails (TimedOut): a client that does not read its
+/// replies ends its session. No socket timeout is set, so none is changed per connection.
 pub struct Plain<'a>(pub &'a UnixStream);
 
 impl Read for Plain<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        crate::sys::recv_plain(self.0.as_fd(), buf)
+        crate::sys::recv_plain(self.0.as_fd(), buf, 0)
     }
 }
 
 impl Write for Plain<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        crate::sys::send_plain(self.0.as_fd(), buf)
+        let mut deadline = None;
+        loop {
+            match crate::sys::send_plain(self.0.as_fd(), buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let deadline = *deadline.get_or_insert_with(|| Instant::now() + WRITE_TIMEOUT);
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() || !crate::sys::wait_ready(self.0.as_fd(), true, left)? {
+                        return Err(io::ErrorKind::TimedOut.into());
+                    }
+                }
+                sent => return sent,
+            }
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
