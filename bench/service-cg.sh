@@ -14,10 +14,8 @@ command -v valgrind >/dev/null || { echo "SKIP: needs valgrind" >&2; exit 77; }
 rel=$PWD/target/release
 [ $# -gt 0 ] || set -- "$rel/likwid-accessD"
 tmp=$(mktemp -d)
-made_etc=
-[ -d /etc/likwid-access ] || { mkdir -m 0755 /etc/likwid-access; made_etc=1; }
 # SERVICE_CG_KEEP=DIR keeps the callgrind profiles there (for callgrind_annotate).
-trap '[ -n "${SERVICE_CG_KEEP:-}" ] && cp -r "$tmp" "$SERVICE_CG_KEEP"; rm -rf "$tmp"; [ -n "$made_etc" ] && rmdir /etc/likwid-access 2>/dev/null; true' EXIT
+trap '[ -n "${SERVICE_CG_KEEP:-}" ] && cp -r "$tmp" "$SERVICE_CG_KEEP"; rm -rf "$tmp"' EXIT
 for prog in bench service-ab; do
     cc -std=c11 -O2 -Wall -Wextra -Werror -Iinclude "bench/$prog.c" -L"$rel" -llikwid_access \
         -Wl,-rpath,"$rel" -o "$tmp/$prog"
@@ -34,7 +32,10 @@ unshare -m --propagation private bash -euc '
     private_dev "$tmp" 2
     mount --bind "$tmp/m/proc/cpuinfo" /proc/cpuinfo
     mount -t tmpfs -o mode=0755 none /run
-    mount -t tmpfs -o mode=0755 none /etc/likwid-access
+    # /etc is the host'"'"'s even here: an overlay keeps /etc/likwid-access in this namespace.
+    mkdir "$tmp/etc-upper" "$tmp/etc-work"
+    mount -t overlay overlay -o "lowerdir=/etc,upperdir=$tmp/etc-upper,workdir=$tmp/etc-work" /etc
+    mkdir -p -m 0755 /etc/likwid-access
     printf "user root read-write\ndefault none\n" >/etc/likwid-access/service.conf
     unset LIKWID_ACCESSD LIKWID_ACCESS_ROOT
     total() { sed -n "s/^\(summary\|totals\): *\([0-9]*\).*/\2/p" "$1" | head -n1; }
