@@ -1,6 +1,7 @@
 /* Service mode before/after (bench/service-ab.sh): run against whichever service listens.
- * `service-ab connect N`: N connects back to back, each to its first reply (HPMinit,
- * HPMaddThread, one HPMread), median.
+ * `service-ab connect N [IDLE_MS]`: N connects, each to its first reply (HPMinit,
+ * HPMaddThread, one HPMread), back to back or IDLE_MS apart (as in make bench, where each
+ * connect follows other work), median.
  * `service-ab ab ROUNDS BLOCK CPU DAEMON`: two client processes (pinned to CPU, or not when
  * CPU < 0), one with a spawned daemon (DAEMON), one with the service, reading the same register
  * in alternating blocks of BLOCK single reads; medians and service/spawned. */
@@ -124,7 +125,7 @@ static int ab(int rounds, int block, int cpu, const char *daemon)
     return 0;
 }
 
-static int connects(int n)
+static int connects(int n, int idle_ms)
 {
     double *v = malloc((size_t)n * sizeof *v);
     if (!v)
@@ -137,18 +138,25 @@ static int connects(int n)
         }
         v[i] = now_us() - t;
         HPMfinalize();
+        if (idle_ms > 0) {
+            struct timespec idle = { idle_ms / 1000, (long)(idle_ms % 1000) * 1000000L };
+            nanosleep(&idle, NULL);
+        }
     }
     qsort(v, (size_t)n, sizeof *v, cmp);
-    printf("connect to first reply, back to back: %.1f us (median of %d)\n", v[n / 2], n);
+    if (idle_ms > 0)
+        printf("connect to first reply, %d ms apart: %.1f us (median of %d)\n", idle_ms, v[n / 2], n);
+    else
+        printf("connect to first reply, back to back: %.1f us (median of %d)\n", v[n / 2], n);
     return 0;
 }
 
 int main(int argc, char **argv)
 {
-    if (argc == 3 && strcmp(argv[1], "connect") == 0)
-        return connects(atoi(argv[2]));
+    if ((argc == 3 || argc == 4) && strcmp(argv[1], "connect") == 0)
+        return connects(atoi(argv[2]), argc == 4 ? atoi(argv[3]) : 0);
     if (argc == 6 && strcmp(argv[1], "ab") == 0)
         return ab(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), argv[5]);
-    fprintf(stderr, "usage: %s connect N | ab ROUNDS BLOCK CPU DAEMON\n", argv[0]);
+    fprintf(stderr, "usage: %s connect N [IDLE_MS] | ab ROUNDS BLOCK CPU DAEMON\n", argv[0]);
     return 2;
 }

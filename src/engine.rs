@@ -12,6 +12,7 @@ use crate::policy::{apply_mask, CpuInfo, CpuModel, Decisions, Policy, WriteRule}
 use crate::root::Root;
 use crate::site;
 use crate::wire::MSR_DEV;
+use std::sync::Arc;
 
 /// One access, already decoded from the wire or the C call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,10 +24,12 @@ pub enum Op {
 /// Everything opened while privileged: the policy, every CPU's register device and every
 /// uncore device. The daemon opens it before it drops privileges, which is before it knows its
 /// client (LIKWID's socket is accepted afterwards); `serve_as` then adds how that client
-/// numbers PCI devices.
+/// numbers PCI devices. Never changes once open, so engines on several threads share it (the
+/// service: one engine per connection).
 pub struct Machine {
     policy: Policy,
     msrs: MsrDevices,
+    /// The opener's watch on the lock file; each engine gets its own copy (`serve_as`).
     lock: LockWatch,
     /// The uncore devices (Intel servers) and their generation.
     pci: PciDevices,
@@ -39,7 +42,9 @@ pub struct Machine {
 
 /// A machine serving one client: its `PciDeviceIndex` numbering names the uncore devices.
 pub struct Engine {
-    machine: Machine,
+    machine: Arc<Machine>,
+    /// LIKWID's lock file, judged for this engine's client.
+    lock: LockWatch,
     numbering: Numbering,
     /// The policy's MSR decisions, remembered (the policy never changes).
     decisions: Decisions,
@@ -254,16 +259,22 @@ impl Machine {
 
     /// The engine for a client that numbers PCI devices as `numbering`.
     pub fn serve_as(self, numbering: Numbering) -> Engine {
+        let lock = self.lock.clone();
+        Engine::on(Arc::new(self), lock, numbering)
+    }
+}
+
+impl Engine {
+    fn on(machine: Arc<Machine>, lock: LockWatch, numbering: Numbering) -> Engine {
         Engine {
-            machine: self,
+            machine,
+            lock,
             numbering,
             decisions: Decisions::default(),
             pci_slots: Box::new([const { std::cell::Cell::new(NO_PCI_SLOT) }; PCI_SLOTS]),
         }
     }
-}
 
-impl Engine {
     /// `Machine::open` for a client whose numbering is known up front (our library, tests).
     pub fn open(root: &Root, real_uid: u32, numbering: Numbering) -> Result<Engine, StartError> {
         Machine::open(root, real_uid).map(|m| m.serve_as(numbering))
@@ -360,13 +371,13 @@ impl Engine {
         let machine = Machine {
             policy: m.policy.clone(),
             msrs: m.msrs.only(cpu)?,
-            lock: m.lock.clone(),
+            lock: self.lock.clone(),
             pci: PciDevices::default(),
             generation: None,
             sockets: Vec::new(),
             discovery: None,
         };
-        Ok(machine.serve_as(self.numbering))
+        Ok(Engine::on(Arc::new(machine), self.lock.clone(), self.numbering))
     }
 
     /// True when a read on another CPU would cost an inter-processor interrupt (kernel msr
@@ -385,7 +396,7 @@ impl Engine {
 
     #[inline(always)]
     fn unlocked(&mut self) -> Result<(), AccessError> {
-        if self.machine.lock.locked() {
+        if self.lock.locked() {
             return Err(AccessError::Locked);
         }
         Ok(())
@@ -493,12 +504,12 @@ impl Engine {
     /// Re-reads the lock file at most every `every` (tests: zero makes every request read it).
     #[cfg(test)]
     pub(crate) fn recheck_lock_every(&mut self, every: std::time::Duration) {
-        self.machine.lock.set_recheck(every);
+        self.lock.set_recheck(every);
     }
 
     /// Whether the lock is held now, read from the file whatever the recheck interval says.
     pub fn locked_now(&mut self) -> bool {
-        self.machine.lock.locked_now()
+        self.lock.locked_now()
     }
 
     pub fn execute(&mut self, cpu: u32, device: i32, reg: u32, op: Op) -> Result<u64, AccessError> {
@@ -515,14 +526,55 @@ fn io_error(e: std::io::Error) -> AccessError {
 
 /// Service mode (`src/service/`): one engine, opened once, serves every client in turn.
 impl Engine {
-    /// Serves the next requests in this client's `PciDeviceIndex` numbering.
+    /// Serves the next requests in this client's `PciDeviceIndex` numbering (the service's
+    /// restores: one engine for the sessions of every numbering). The remembered PCI addresses
+    /// name devices in the old numbering: forgotten when it changes.
     pub fn set_numbering(&mut self, numbering: Numbering) {
-        self.numbering = numbering;
+        if numbering != self.numbering {
+            self.numbering = numbering;
+            self.pci_slots.iter().for_each(|slot| slot.set(NO_PCI_SLOT));
+        }
     }
 
     /// Swaps the lock watch: the service judges LIKWID's lock file for each client's uid,
     /// not its own (root is not exempt, and a site chowns the file to the job's user).
     pub fn swap_lock(&mut self, lock: &mut LockWatch) {
-        std::mem::swap(&mut self.machine.lock, lock);
+        std::mem::swap(&mut self.lock, lock);
+    }
+
+    /// An engine on the same open machine for another client of the service: its own numbering,
+    /// lock watch and remembered decisions, so each connection's thread executes its requests
+    /// without a lock shared with the others. The device files are shared: each access is one
+    /// pread/pwrite on them, which the kernel serialises per register.
+    pub fn for_client(&self, numbering: Numbering, lock: LockWatch) -> Engine {
+        Engine::on(self.machine.clone(), lock, numbering)
+    }
+}
+
+// The service's connection threads share one machine (`Engine::for_client`).
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    shared::<Machine>();
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Index 5 is PCI_IMC_DEVICE_0_CH_0 in LIKWID 5.2's numbering and PCI_R3QPI_DEVICE_LINK_4,
+    /// which a Skylake-SP does not have, in 5.4's (src/policy/pci/index-5.*.txt).
+    #[test]
+    fn a_new_numbering_forgets_the_devices_the_old_one_named() {
+        let dir = std::env::temp_dir().join(format!("likwid-engine-numbering-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        crate::sim::create(&dir, CpuModel::by_name("skx").unwrap(), &[0, 1]).unwrap();
+        let uid = nix::unistd::getuid().as_raw();
+        let mut engine = Engine::open(&Root::new(&dir), uid, Numbering::Likwid52).unwrap();
+        assert!(engine.read(0, 5, 0xA0).is_ok(), "5.2: the iMC");
+        engine.set_numbering(Numbering::Likwid54);
+        assert_eq!(engine.read(0, 5, 0xA0), Err(AccessError::NoDevice), "5.4: no such device here");
+        engine.set_numbering(Numbering::Likwid52);
+        assert!(engine.read(0, 5, 0xA0).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -36,6 +36,18 @@ pub fn holder(path: &std::path::Path, real_uid: u32) -> Option<Held> {
     }
 }
 
+/// `holder` for the service's clients, from one stat: a file owned by `client_uid` unlocks
+/// whether the service could read it or not (it is not the client); anything else is judged
+/// as `holder` judges it (missing: unlocked; another owner or an unknown state: locked).
+fn owner_decides(path: &std::path::Path, client_uid: u32) -> Option<Held> {
+    match nix::sys::stat::stat(path) {
+        Err(Errno::ENOENT) => None,
+        Err(e) => Some(Held::Unknown(e)),
+        Ok(st) if st.st_uid == client_uid => None,
+        Ok(st) => Some(Held::ByOwner(st.st_uid)),
+    }
+}
+
 /// How stale a lock answer may get: a lock taken mid-session applies within this.
 pub const RECHECK: Duration = Duration::from_millis(250);
 
@@ -90,8 +102,11 @@ impl LockWatch {
 
     /// Reads the file now, whatever the clock says (start of a session, restore at its end).
     pub fn locked_now(&mut self) -> bool {
-        let owners_file = || nix::sys::stat::stat(&self.path).is_ok_and(|st| st.st_uid == self.real_uid);
-        let held = if self.owner_decides && owners_file() { None } else { holder(&self.path, self.real_uid) };
+        let held = if self.owner_decides {
+            owner_decides(&self.path, self.real_uid)
+        } else {
+            holder(&self.path, self.real_uid)
+        };
         match held {
             Some(Held::Unknown(e)) if self.logged != Some(e) => {
                 log::warn!("cannot check the lock file {} ({e}): treating it as locked", self.path.display());
@@ -145,6 +160,25 @@ mod tests {
         std::fs::write(&path, b"").unwrap();
         assert_eq!(holder(&path, uid), None, "owned by us");
         assert_eq!(holder(&path, uid.wrapping_add(1)), Some(Held::ByOwner(uid)), "owned by someone else");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn for_a_client_the_owner_alone_decides_in_one_stat() {
+        let dir = std::env::temp_dir().join(format!("likwid-lock-client-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("likwid.lock");
+        let _ = std::fs::remove_file(&path);
+        let uid = nix::unistd::getuid().as_raw();
+        assert_eq!(owner_decides(&path, uid), None, "missing");
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+        assert_eq!(owner_decides(&path, uid), None, "the client's own file, readable or not");
+        assert_eq!(owner_decides(&path, uid.wrapping_add(1)), Some(Held::ByOwner(uid)));
+        let not_a_dir = std::path::Path::new("/dev/null/likwid.lock");
+        assert_eq!(owner_decides(not_a_dir, uid), Some(Held::Unknown(Errno::ENOTDIR)));
+        let mut watch = LockWatch::for_client(path.clone(), uid.wrapping_add(1));
+        assert!(watch.locked_now());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

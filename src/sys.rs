@@ -138,17 +138,20 @@ pub fn coarse_monotonic_ns() -> Option<u64> {
     (rc == 0).then(|| (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64))
 }
 
-/// Reads the 8 bytes at `offset` of `fd` (`pread`): the count read and the bytes as a
+/// Reads the 8 bytes at `offset` of `fd` (pread(2)): the count read and the bytes as a
 /// little-endian value (zeros where the read stopped short), or the errno. The MSR read path:
 /// std's `read_at` is not inlined across the crate boundary and builds an `io::Result` per call
-/// (about 20 instructions per batched read, callgrind).
+/// (about 20 instructions per batched read, callgrind); and it is the plain system call, because
+/// in a process with more than one thread (the service; the daemon with per-CPU workers)
+/// glibc's wrapper brackets each call with its cancellation switch (~47 instructions of the
+/// service's single read). Nothing here cancels threads.
 #[inline(always)]
 pub fn pread8(fd: std::os::fd::RawFd, offset: u64) -> Result<(usize, u64), i32> {
     let mut buf = [0u8; 8];
     let Ok(offset) = libc::off_t::try_from(offset) else { return Err(libc::EINVAL) };
     // SAFETY: `buf` is a writable 8-byte buffer for the duration of the call, and pread writes
     // nothing else: whatever `fd` is (closed, not a file), the worst is an error return.
-    let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), offset) };
+    let n = unsafe { libc::syscall(libc::SYS_pread64, libc::c_long::from(fd), buf.as_mut_ptr(), buf.len(), offset) };
     match usize::try_from(n) {
         Ok(n) => Ok((n, u64::from_le_bytes(buf))),
         Err(_) => Err(io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)),
@@ -248,12 +251,14 @@ pub fn peer_groups(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<Vec<u32>> {
     }
 }
 
-/// recv(2) and send(2) (MSG_NOSIGNAL) on a stream socket, as plain system calls. glibc's
+/// recv(2) (with `flags`) and send(2) (MSG_NOSIGNAL | MSG_DONTWAIT) on a stream socket, as
+/// plain system calls. send never blocks: a full socket buffer is WouldBlock, and the caller
+/// waits for room with `wait_ready` and its own deadline (no SO_SNDTIMEO to set). glibc's
 /// wrappers are cancellation points: in a process with more than one thread (the service)
 /// each call is bracketed by __pthread_enable/disable_asynccancel, ~45 instructions apiece,
 /// 93 of the ~620 the service spent on a single read (callgrind). Nothing here cancels
 /// threads, so the bracket buys nothing. Errors as std reports them (EINTR is `Interrupted`).
-pub fn recv_plain(fd: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+pub fn recv_plain(fd: std::os::fd::BorrowedFd<'_>, buf: &mut [u8], flags: i32) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
     // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, which is valid and
     // writable for that long; no address is asked for (null, null).
@@ -263,7 +268,7 @@ pub fn recv_plain(fd: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) -> io::Result
             fd.as_raw_fd(),
             buf.as_mut_ptr(),
             buf.len(),
-            0,
+            flags,
             std::ptr::null_mut::<libc::sockaddr>(),
             std::ptr::null_mut::<libc::socklen_t>(),
         )
@@ -286,11 +291,24 @@ pub fn send_plain(fd: std::os::fd::BorrowedFd<'_>, buf: &[u8]) -> io::Result<usi
             fd.as_raw_fd(),
             buf.as_ptr(),
             buf.len(),
-            libc::MSG_NOSIGNAL,
+            libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
             std::ptr::null::<libc::sockaddr>(),
             0 as libc::socklen_t,
         )
     };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc as usize)
+    }
+}
+
+/// pwrite(2) as a plain system call, for the register files, for the reason `pread8` gives.
+pub fn pwrite_plain(fd: std::os::fd::BorrowedFd<'_>, buf: &[u8], offset: u64) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let offset = libc::off64_t::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: the kernel reads at most `buf.len()` bytes from `buf`, which is valid for that long.
+    let rc = unsafe { libc::syscall(libc::SYS_pwrite64, fd.as_raw_fd(), buf.as_ptr(), buf.len(), offset) };
     if rc < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -357,18 +375,33 @@ pub fn set_capabilities(keep: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// Waits until `fd` is readable (or, with `write`, writable) or `timeout` has passed: Ok(false)
+/// then. An interrupted wait counts as ready (the caller tries again and waits again).
+pub fn wait_ready(fd: std::os::fd::BorrowedFd<'_>, write: bool, timeout: std::time::Duration) -> io::Result<bool> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let events = if write { PollFlags::POLLOUT } else { PollFlags::POLLIN };
+    let ms = PollTimeout::try_from(timeout.as_millis().clamp(1, i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX);
+    match poll(&mut [PollFd::new(fd, events)], ms) {
+        Ok(n) => Ok(n > 0),
+        Err(nix::errno::Errno::EINTR) => Ok(true),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Receives into `buf` with any descriptors passed alongside (SCM_RIGHTS), each owned at once
 /// so none can leak; `truncated` when the sender passed more than there was room for (the
-/// kernel closed the rest).
+/// kernel closed the rest). `wait`: block until something arrives, else WouldBlock.
 pub fn recv_with_fds(
     fd: std::os::fd::BorrowedFd<'_>,
     buf: &mut [u8],
+    wait: bool,
 ) -> io::Result<(usize, Vec<std::os::fd::OwnedFd>, bool)> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     let mut iov = [io::IoSliceMut::new(buf)];
     let mut space = nix::cmsg_space!([std::os::fd::RawFd; 4]);
-    let msg = recvmsg::<()>(fd.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
+    let flags = if wait { MsgFlags::MSG_CMSG_CLOEXEC } else { MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT };
+    let msg = recvmsg::<()>(fd.as_raw_fd(), &mut iov, Some(&mut space), flags)?;
     let truncated = msg.flags.contains(MsgFlags::MSG_CTRUNC);
     let mut fds = Vec::new();
     for cmsg in msg.cmsgs()? {

@@ -154,9 +154,19 @@ fn connect_likwid(path: &Path, deadline: Instant) -> Result<UnixStream, StartErr
 pub(crate) fn read_greeting(stream: &UnixStream) -> Result<(Vec<(HwThread, Socket)>, u64), StartError> {
     let describe = |e: std::io::Error| start_failed(super::conn::describe(&e));
     stream.set_read_timeout(Some(START_TIMEOUT)).map_err(describe)?;
-    let mut buf = [0u8; RECORD_LEN];
-    (&*stream).read_exact(&mut buf).map_err(describe)?;
-    let record = Record::decode(&buf);
+    // The greeting comes in one write and nothing follows it until we ask: one read takes its
+    // record and (up to a few hundred CPUs) its payload, instead of one read for each.
+    let mut first = [0u8; RECORD_LEN + 2048];
+    let mut got = 0;
+    while got < RECORD_LEN {
+        match (&*stream).read(&mut first[got..]) {
+            Ok(0) => return Err(describe(std::io::ErrorKind::UnexpectedEof.into())),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(describe(e)),
+        }
+    }
+    let record = Record::decode(first[..RECORD_LEN].try_into().expect("one record"));
     let hello = match Greeting::from_record(&record) {
         Some(hello) if hello.version == wire::PROTOCOL_VERSION => hello,
         _ => {
@@ -167,7 +177,16 @@ pub(crate) fn read_greeting(stream: &UnixStream) -> Result<(Vec<(HwThread, Socke
         return Err(start_failed(format!("greeting payload of {} bytes is too large", hello.payload_len)));
     }
     let mut payload = vec![0u8; hello.payload_len as usize];
-    (&*stream).read_exact(&mut payload).map_err(describe)?;
+    let early = (got - RECORD_LEN).min(payload.len());
+    payload[..early].copy_from_slice(&first[RECORD_LEN..RECORD_LEN + early]);
+    if got - RECORD_LEN > payload.len() {
+        return Err(start_failed(format!(
+            "{} bytes after a greeting of {}",
+            got - RECORD_LEN - payload.len(),
+            payload.len()
+        )));
+    }
+    (&*stream).read_exact(&mut payload[early..]).map_err(describe)?;
     if hello.errno != 0 {
         let why = match String::from_utf8_lossy(&payload).trim() {
             "" => format!("likwid-accessD refused to serve (errno {}) without saying why", hello.errno),

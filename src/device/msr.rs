@@ -10,9 +10,9 @@ use crate::root::Root;
 use std::ffi::{CStr, OsStr};
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, FileTypeExt};
+use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
 #[derive(Debug)]
@@ -72,7 +72,7 @@ impl RegisterDevice for MsrFile {
     }
 
     fn write(&self, reg: u32, value: u64) -> io::Result<()> {
-        let n = self.file.write_at(&value.to_le_bytes(), self.offset(reg))?;
+        let n = crate::sys::pwrite_plain(self.file.as_fd(), &value.to_le_bytes(), self.offset(reg))?;
         if n != 8 {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
@@ -231,7 +231,7 @@ mod tests {
         assert_eq!(msr.read(0xC001_0201).unwrap(), 0x5555_6666_7777_8888);
         let raw = std::fs::File::open(&path).unwrap();
         let mut b = [0u8; 8];
-        raw.read_exact_at(&mut b, 8 * 0xC001_0201).unwrap();
+        std::os::unix::fs::FileExt::read_exact_at(&raw, &mut b, 8 * 0xC001_0201).unwrap();
         assert_eq!(u64::from_le_bytes(b), 0x5555_6666_7777_8888);
         std::fs::remove_dir_all(&dir).unwrap();
     }

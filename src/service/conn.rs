@@ -5,10 +5,11 @@
 
 use super::admin::{self, Command};
 use super::config::{Access, Identity, Reads};
-use super::core::Client;
+use super::core::{Client, Rights};
 use super::placement::Placement;
 use super::protocol::{Hello, HELLO_LEN};
-use super::{scope, serve, Service};
+use super::serve::{self, Plain};
+use super::{scope, Service};
 use crate::error::StartError;
 use crate::lock::LockWatch;
 use crate::policy::pci::Numbering;
@@ -21,6 +22,7 @@ use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Longest wait for a hello or an admin command.
@@ -63,12 +65,31 @@ fn until(stream: &UnixStream, deadline: Instant) -> std::io::Result<()> {
     stream.set_read_timeout(Some(left))
 }
 
+/// Waits until `stream` is readable, or an error once `deadline` has passed.
+fn readable_before(stream: &UnixStream, deadline: Instant) -> std::io::Result<()> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() || !sys::wait_ready(stream.as_fd(), false, left)? {
+        return Err(std::io::ErrorKind::TimedOut.into());
+    }
+    Ok(())
+}
+
 /// Reads the hello and any descriptors sent with it, all before `deadline`; None when the
-/// peer closed without sending a byte.
-fn read_hello(stream: &mut UnixStream, deadline: Instant) -> Result<Option<(Hello, Vec<OwnedFd>)>, String> {
+/// peer closed without sending a byte. The client sends its hello right after its connect, so
+/// it is mostly here before this thread is: asked for without waiting, waited for only when
+/// it is not (no socket timeout to set and reset per connection).
+fn read_hello(stream: &UnixStream, deadline: Instant) -> Result<Option<(Hello, Vec<OwnedFd>)>, String> {
+    let no_hello = |e: std::io::Error| format!("no hello: {e}");
     let mut buf = [0u8; HELLO_LEN];
-    let (mut got, fds, truncated) =
-        sys::recv_with_fds(stream.as_fd(), &mut buf).map_err(|e| format!("no hello: {e}"))?;
+    let (mut got, fds, truncated) = loop {
+        match sys::recv_with_fds(stream.as_fd(), &mut buf, false) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                readable_before(stream, deadline).map_err(no_hello)?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            received => break received.map_err(no_hello)?,
+        }
+    };
     if truncated {
         return Err("more descriptors than a hand-over carries".into());
     }
@@ -77,23 +98,23 @@ fn read_hello(stream: &mut UnixStream, deadline: Instant) -> Result<Option<(Hell
         return Ok(None);
     }
     while got < HELLO_LEN {
-        until(stream, deadline).map_err(|e| format!("no hello: {e}"))?;
-        match stream.read(&mut buf[got..]) {
+        match sys::recv_plain(stream.as_fd(), &mut buf[got..], libc::MSG_DONTWAIT) {
             Ok(0) => return Err(format!("closed after {got} bytes of hello")),
             Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                readable_before(stream, deadline).map_err(no_hello)?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("no hello: {e}")),
+            Err(e) => return Err(no_hello(e)),
         }
     }
     Ok(Some((Hello::decode(&buf)?, fds)))
 }
 
 /// Serves one accepted connection to its end.
-pub fn handle(service: &Service, mut stream: UnixStream, peer: Peer) {
+pub fn handle(service: &Service, stream: UnixStream, peer: Peer) {
     let deadline = Instant::now() + HELLO_TIMEOUT;
-    let _ = stream.set_read_timeout(Some(HELLO_TIMEOUT));
-    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-    let (hello, fds) = match read_hello(&mut stream, deadline) {
+    let (hello, fds) = match read_hello(&stream, deadline) {
         Ok(Some(h)) => h,
         Ok(None) => return,
         Err(why) => {
@@ -108,7 +129,7 @@ pub fn handle(service: &Service, mut stream: UnixStream, peer: Peer) {
         return;
     }
     match hello {
-        Hello::Session(numbering) => library_session(service, stream, &peer, numbering),
+        Hello::Session(numbering) => library_session(service, Arc::new(stream), &peer, numbering),
         Hello::HandOver(numbering) => hand_over(service, stream, &peer, fds, numbering),
         Hello::Admin => admin(service, stream, &peer, deadline),
     }
@@ -131,7 +152,7 @@ fn effective_uid(pid: i32) -> Option<u32> {
 /// Builds the session's client from what the config grants; Err(reason) when refused.
 fn admit(
     service: &Service,
-    stream: &UnixStream,
+    stream: &Arc<UnixStream>,
     peer: &Peer,
     numbering: Numbering,
     via: &'static str,
@@ -173,14 +194,11 @@ fn admit(
     Ok(Client {
         uid: peer.uid,
         pid: peer.pid,
-        access: grant.access,
-        allowlist,
-        cpuset,
-        reads,
+        rights: Arc::new(Rights::new(grant.access, allowlist, cpuset, reads)),
         cgroups,
         numbering,
         lock: LockWatch::for_client(service.lock_path.clone(), peer.uid),
-        stream: stream.try_clone().ok(),
+        stream: Some(stream.clone()),
         via,
     })
 }
@@ -200,22 +218,21 @@ pub fn greeting(result: Result<&[(u32, u32)], &StartError>) -> Vec<u8> {
 }
 
 /// Mode 1: our library. The greeting is our daemon's; then records and batches.
-fn library_session(service: &Service, mut stream: UnixStream, peer: &Peer, numbering: Numbering) {
+fn library_session(service: &Service, stream: Arc<UnixStream>, peer: &Peer, numbering: Numbering) {
     let client = match admit(service, &stream, peer, numbering, "library") {
         Ok(c) => c,
         Err(why) => {
-            let _ = stream.write_all(&greeting(Err(&StartError::new(libc::EACCES, why))));
+            let _ = Plain(&stream).write_all(&greeting(Err(&StartError::new(libc::EACCES, why))));
             return;
         }
     };
     // On the client's CPUs before the greeting: the client's wake-up is then a local one too.
     let mut placement = Placement::follow(peer.pid, service.home_cpus.as_ref());
-    if stream.write_all(&service.greeting).is_err() {
+    if Plain(&stream).write_all(&service.greeting).is_err() {
         return;
     }
-    let _ = stream.set_read_timeout(None);
-    let id = service.core().open(client);
-    serve::serve(service, id, &stream, true, &mut placement);
+    let session = service.core().open(client);
+    serve::serve(service, session, &stream, true, &mut placement);
 }
 
 /// Whether `sock` is a connected AF_UNIX stream socket (not a listener); else why not.
@@ -275,14 +292,14 @@ fn hand_over(
     claim: Option<Numbering>,
 ) {
     let answer = |relay: &mut UnixStream, errno: u8| {
-        let _ = relay.write_all(&[errno]);
+        let _ = Plain(relay).write_all(&[errno]);
     };
     let count = fds.len();
     let (Some(fd), 1) = (fds.pop(), count) else {
         refusal(service, relay_peer, "hand-over", &format!("{count} descriptors with the hello, want exactly 1"));
         return answer(&mut relay, libc::EINVAL as u8);
     };
-    let client = UnixStream::from(fd);
+    let client = Arc::new(UnixStream::from(fd));
     if let Err(why) = connected_unix_stream(&client) {
         refusal(service, relay_peer, "hand-over", &format!("the descriptor is {why}"));
         return answer(&mut relay, libc::ENOTSOCK as u8);
@@ -305,11 +322,12 @@ fn hand_over(
     };
     answer(&mut relay, 0);
     drop(relay);
+    // The relay may have left a timeout on its accepted socket: a session idles as long as
+    // its client likes. (Writes need none: `Plain` bounds them.)
     let _ = client.set_read_timeout(None);
-    let _ = client.set_write_timeout(Some(WRITE_TIMEOUT));
     let mut placement = Placement::follow(peer.pid, service.home_cpus.as_ref());
-    let id = service.core().open(admitted);
-    serve::serve(service, id, &client, false, &mut placement);
+    let session = service.core().open(admitted);
+    serve::serve(service, session, &client, false, &mut placement);
 }
 
 /// Mode 3: one command from root, text lines back, the last `ok` or `error: ...`.
@@ -317,7 +335,7 @@ fn admin(service: &Service, mut stream: UnixStream, peer: &Peer, deadline: Insta
     let reply = |stream: &mut UnixStream, lines: &[String]| {
         let mut text = lines.join("\n");
         text.push('\n');
-        let _ = stream.write_all(text.as_bytes());
+        let _ = Plain(stream).write_all(text.as_bytes());
     };
     // The line is read before the uid is judged: closing on unread bytes would reset the
     // connection and lose the answer.

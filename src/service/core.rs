@@ -1,11 +1,14 @@
-//! The service's shared state: one engine (devices opened once), the live sessions, which
-//! session programs which CPU, and each session's journal. Everything that decides or touches
-//! a register happens under one mutex, held for a request or a short run of them and never
-//! across socket I/O, so a slow client holds nobody up.
+//! The service's shared state: the live sessions, which session programs which CPU, each
+//! session's journal, and an engine for restores. Every write, and every restore, happens under
+//! one mutex, held for a request or a short run of them and never across socket I/O, so a slow
+//! client holds nobody up and one session's journal and ownership checks see the others'.
+//! Reads and checks change nothing shared: each connection's thread answers them on an engine
+//! of its own (`Session`, shared device files) without this mutex.
 
 use super::config::{Access, Reads};
 use super::journal::{Entry, JournalFile};
 use super::scope::format_cpu_list;
+use super::session::Session;
 use crate::engine::Engine;
 use crate::error::AccessError;
 use crate::lock::LockWatch;
@@ -15,6 +18,8 @@ use crate::wire::{self, Kind, Record};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 pub type SessionId = u64;
 
@@ -23,10 +28,9 @@ const JOURNAL_LIMIT: usize = 1 << 20;
 /// Refusals logged per session before the rest are only counted.
 const LOGGED_REFUSALS: u32 = 20;
 
-/// A session's client, fixed when the session starts.
-pub struct Client {
-    pub uid: u32,
-    pub pid: i32,
+/// What a session may do, fixed when it starts, and whether it has ended: shared by the core
+/// (writes, status, the log) and the connection's thread (reads, without the core's lock).
+pub struct Rights {
     pub access: Access,
     /// The allowlist of the service.conf rule that admitted the client: it narrows the engine's
     /// policy for MSRs (both must allow, masks intersect).
@@ -34,13 +38,44 @@ pub struct Client {
     /// CPUs the client may write (None: any; root, `cpu-scope off`, no cpuset controller).
     pub cpuset: Option<BTreeSet<u32>>,
     pub reads: Reads,
+    /// Set when the core ends the session (its end, an admin reset, SIGTERM): its thread then
+    /// answers nothing more, reads included.
+    ended: AtomicBool,
+}
+
+impl Rights {
+    pub fn new(access: Access, allowlist: Option<Policy>, cpuset: Option<BTreeSet<u32>>, reads: Reads) -> Rights {
+        Rights { access, allowlist, cpuset, reads, ended: AtomicBool::new(false) }
+    }
+
+    pub fn ended(&self) -> bool {
+        self.ended.load(Ordering::Relaxed)
+    }
+
+    /// Whether the client may touch `targets` (the hardware threads of one request): all of
+    /// them for a write, one of them for a read.
+    pub fn in_scope(&self, targets: &[u32], all: bool) -> bool {
+        match &self.cpuset {
+            None => true,
+            Some(set) if all => targets.iter().all(|c| set.contains(c)),
+            Some(set) => targets.iter().any(|c| set.contains(c)),
+        }
+    }
+}
+
+/// A session's client, fixed when the session starts.
+pub struct Client {
+    pub uid: u32,
+    pub pid: i32,
+    pub rights: Arc<Rights>,
     /// The client's cgroup paths, for `reset job=ID`.
     pub cgroups: Vec<String>,
     pub numbering: Numbering,
-    /// LIKWID's lock file, judged for this client's uid.
+    /// LIKWID's lock file, judged for this client's uid (restores; the session's engine has
+    /// its own copy for its requests).
     pub lock: LockWatch,
     /// A handle on the connection, so an admin reset or SIGTERM can end it.
-    pub stream: Option<UnixStream>,
+    pub stream: Option<Arc<UnixStream>>,
     /// How the client reached us, for the log: "library" or "LIKWID".
     pub via: &'static str,
 }
@@ -78,6 +113,7 @@ fn process_of(id: SessionId, client: &Client) -> (u32, i32) {
 }
 
 pub struct Core {
+    /// Restores and journal replays (the sessions' requests run on their own engines).
     engine: Engine,
     sessions: BTreeMap<SessionId, Live>,
     owners: HashMap<u32, Owner>,
@@ -85,15 +121,16 @@ pub struct Core {
     journal_dir: PathBuf,
     /// Set by SIGTERM: nothing is written any more.
     stopping: bool,
-    /// The current request's hardware threads (kept: no allocation per request).
-    targets: Vec<u32>,
-    /// The session whose lock watch sits in the engine (its `client.lock` holds the engine's
-    /// own meanwhile). Swapped when another session's request comes, not twice per request:
-    /// a watch is ~70 bytes, and the two swaps were ~65 instructions of a single read.
-    seated: Option<SessionId>,
 }
 
-/// What a request may touch besides its session: borrowed from `Core` beside the session, so
+/// The core's mutex, taken whatever a thread that panicked holding it left: every change under
+/// it is complete before the next can panic (a journal entry before its write, the write before
+/// the CPU is taken).
+pub fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
+    core.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What a write may touch besides its session: borrowed from `Core` beside the session, so
 /// a request finds its session in place (it was taken out of the map and put back, moving
 /// the whole session twice: ~1 300 of the ~1 700 instructions a single read cost; callgrind).
 struct Desk<'a> {
@@ -121,16 +158,7 @@ pub enum End {
 
 impl Core {
     pub fn new(engine: Engine, journal_dir: PathBuf) -> Core {
-        Core {
-            engine,
-            sessions: BTreeMap::new(),
-            owners: HashMap::new(),
-            next_id: 1,
-            journal_dir,
-            stopping: false,
-            targets: Vec::new(),
-            seated: None,
-        }
+        Core { engine, sessions: BTreeMap::new(), owners: HashMap::new(), next_id: 1, journal_dir, stopping: false }
     }
 
     pub fn engine(&mut self) -> &mut Engine {
@@ -142,10 +170,12 @@ impl Core {
         self.engine.sockets().to_vec()
     }
 
-    /// Opens a session for `client`; its record goes to the log with `announce`.
-    pub fn open(&mut self, client: Client) -> SessionId {
+    /// Opens a session for `client`, to be served by the caller (its connection's thread) on
+    /// the returned engine; its record goes to the log with `announce`.
+    pub fn open(&mut self, client: Client) -> Session {
         let id = self.next_id;
         self.next_id += 1;
+        let session = Session::new(id, self.engine.for_client(client.numbering, client.lock.clone()), &client.rights);
         let live = Live {
             client,
             owned: BTreeSet::new(),
@@ -157,17 +187,7 @@ impl Core {
             announced: false,
         };
         self.sessions.insert(id, live);
-        id
-    }
-
-    /// Gives the seated session its lock watch back and the engine its own. Before a session
-    /// leaves the map: the engine's watch must not leave with it.
-    fn unseat(&mut self) {
-        if let Some(seated) = self.seated.take() {
-            if let Some(live) = self.sessions.get_mut(&seated) {
-                self.engine.swap_lock(&mut live.client.lock);
-            }
-        }
+        session
     }
 
     /// Logs session `id`'s opening record, once. The serving thread calls it after the first
@@ -180,48 +200,37 @@ impl Core {
         }
     }
 
-    /// Answers one request of session `id`; None when the session no longer exists (an admin
-    /// ended it, or the service is stopping): the caller closes the connection.
-    pub fn answer(&mut self, id: SessionId, req: &Record) -> Option<Record> {
+    /// Executes a write of session `id` on its engine (`targets`: the hardware threads it
+    /// touches); None when the session no longer exists (an admin ended it, or the service is
+    /// stopping): the caller closes the connection.
+    pub(super) fn write(
+        &mut self,
+        id: SessionId,
+        engine: &mut Engine,
+        req: &Record,
+        targets: &[u32],
+    ) -> Option<Result<u64, (AccessError, String)>> {
         if self.stopping {
             return None;
         }
-        if self.seated != Some(id) {
-            self.unseat();
-            let live = self.sessions.get_mut(&id)?;
-            self.engine.swap_lock(&mut live.client.lock);
-            self.seated = Some(id);
-        }
-        let Core { engine, sessions, owners, journal_dir, targets, .. } = self;
+        let Core { sessions, owners, journal_dir, .. } = self;
         let live = sessions.get_mut(&id)?;
-        // The hardware threads the request touches: the CPU for an MSR, every CPU of the
-        // socket for a socket's device (uncore is shared by the whole socket).
-        targets.clear();
-        if req.device == wire::MSR_DEV {
-            targets.push(req.cpu);
-        } else {
-            targets.extend(engine.sockets().iter().filter(|(_, s)| *s == req.cpu).map(|(c, _)| *c));
-        }
-        engine.set_numbering(live.client.numbering);
         let mut desk = Desk { engine, owners, journal_dir };
-        let result = desk.execute(id, live, req, targets);
-        let reply = match result {
-            Ok(data) => req.reply(data, wire::ERR_NOERROR),
-            Err((e, why)) => {
-                refused(id, live, req, &e, &why);
-                req.reply(0, e.wire_code())
-            }
-        };
-        Some(reply)
+        Some(desk.write_request(id, live, req, targets).map(|()| 0))
+    }
+
+    /// Logs (the first few) and counts a refused request of session `id`.
+    pub(super) fn refused(&mut self, id: SessionId, req: &Record, e: &AccessError, why: &str) {
+        if let Some(live) = self.sessions.get_mut(&id) {
+            refused(id, live, req, e, why);
+        }
     }
 
     /// Ends session `id`: restores its registers unless it said EXIT, removes its journal,
     /// frees its CPUs. Returns the number of registers restored (None: no such session).
     pub fn end(&mut self, id: SessionId, end: End) -> Option<usize> {
-        if self.seated == Some(id) {
-            self.unseat();
-        }
         let mut live = self.sessions.remove(&id)?;
+        live.client.rights.ended.store(true, Ordering::Relaxed);
         announce(id, &mut live);
         for cpu in &live.owned {
             if let Some(owner) = self.owners.get_mut(cpu) {
@@ -313,60 +322,43 @@ impl Core {
 }
 
 impl Desk<'_> {
-    fn execute(
+    /// A write request: access, scope, ownership, the rule's allowlist, then the journal and
+    /// the engine.
+    fn write_request(
         &mut self,
         id: SessionId,
         live: &mut Live,
         req: &Record,
         targets: &[u32],
-    ) -> Result<u64, (AccessError, String)> {
-        let denied = |write: bool, why: &str| (AccessError::Denied { reg: req.reg, write }, why.to_string());
-        let plain = |e: AccessError| (e, String::new());
-        let client = &live.client;
-        let in_scope = |all: bool| match &client.cpuset {
-            None => true,
-            Some(set) if all => targets.iter().all(|c| set.contains(c)),
-            Some(set) => targets.iter().any(|c| set.contains(c)),
-        };
-        let msr = req.device == wire::MSR_DEV;
-        match Kind::from_code(req.kind) {
-            Some(Kind::Check) => self.engine.check(req.cpu, req.device).map(|()| 0).map_err(plain),
-            Some(Kind::Read) => {
-                if client.reads == Reads::Own && !in_scope(false) {
-                    return Err(denied(false, "outside the client's cpuset (service.conf: reads own)"));
-                }
-                if msr && client.allowlist.as_ref().is_some_and(|p| !p.may_read(req.reg)) {
-                    return Err(denied(false, "not in the rule's allowlist"));
-                }
-                self.engine.read(req.cpu, req.device, req.reg).map_err(plain)
-            }
-            Some(Kind::Write) => {
-                if client.access != Access::ReadWrite {
-                    return Err(denied(true, "service.conf grants this user read access only"));
-                }
-                if !in_scope(true) {
-                    return Err(denied(true, "outside the client's cpuset"));
-                }
-                let process = process_of(id, client);
-                let busy =
-                    targets.iter().find_map(|c| Some((*c, self.owners.get(c)?)).filter(|(_, o)| o.process != process));
-                if let Some((cpu, owner)) = busy {
-                    let session = owner.sessions.iter().next().copied().unwrap_or_default();
-                    let (uid, pid) = owner.process;
-                    let why = format!("cpu {cpu} is programmed by session {session} (uid={uid} pid={pid})");
-                    return Err((AccessError::Busy, why));
-                }
-                let value = self.narrowed(live, req)?;
-                self.write(id, live, req, value, targets).map(|()| 0)
-            }
-            Some(Kind::Exit | Kind::Hello | Kind::Batch) | None => Err(plain(AccessError::UnknownRequest)),
+    ) -> Result<(), (AccessError, String)> {
+        let denied = |why: &str| (AccessError::Denied { reg: req.reg, write: true }, why.to_string());
+        let rights = &live.client.rights;
+        if rights.access != Access::ReadWrite {
+            return Err(denied("service.conf grants this user read access only"));
         }
+        if !rights.in_scope(targets, true) {
+            return Err(denied("outside the client's cpuset"));
+        }
+        let process = process_of(id, &live.client);
+        // A CPU this session programs already is its process's: no other owner to look for.
+        let busy = targets
+            .iter()
+            .filter(|c| !live.owned.contains(c))
+            .find_map(|c| Some((*c, self.owners.get(c)?)).filter(|(_, o)| o.process != process));
+        if let Some((cpu, owner)) = busy {
+            let session = owner.sessions.iter().next().copied().unwrap_or_default();
+            let (uid, pid) = owner.process;
+            let why = format!("cpu {cpu} is programmed by session {session} (uid={uid} pid={pid})");
+            return Err((AccessError::Busy, why));
+        }
+        let value = self.narrowed(live, req)?;
+        self.write(id, live, req, value, targets)
     }
 
     /// The value to hand the engine once the rule's allowlist had its say: a masked merge
     /// with the current value, so the engine's own mask then applies on top (both masks).
     fn narrowed(&mut self, live: &Live, req: &Record) -> Result<u64, (AccessError, String)> {
-        let Some(allow) = live.client.allowlist.as_ref().filter(|_| req.device == wire::MSR_DEV) else {
+        let Some(allow) = live.client.rights.allowlist.as_ref().filter(|_| req.device == wire::MSR_DEV) else {
             return Ok(req.data);
         };
         let denied =
@@ -397,7 +389,10 @@ impl Desk<'_> {
         let key = (req.cpu, req.device, req.reg);
         // Settings meant to outlive the session (prefetchers, uncore clock) are not journaled.
         let persists = req.device == wire::MSR_DEV && crate::policy::persists(req.reg);
-        if !persists && !live.journaled.contains_key(&key) {
+        // One look-up for a register the session wrote before (LIKWID's timeline writes the
+        // same control registers every interval); SipHash is ~145 instructions a look-up.
+        let known = live.journaled.get(&key).copied();
+        if !persists && known.is_none() {
             if live.journaled.len() >= JOURNAL_LIMIT {
                 return Err((AccessError::ReadWrite(libc::ENOMEM), format!("session wrote {JOURNAL_LIMIT} registers")));
             }
@@ -412,13 +407,15 @@ impl Desk<'_> {
         }
         self.engine.write(req.cpu, req.device, req.reg, value).map_err(|e| (e, String::new()))?;
         live.writes += 1;
-        if let Some((old, written)) = live.journaled.get_mut(&key).filter(|(_, w)| !*w) {
-            *written = true;
-            live.originals.push((req.cpu, req.device, req.reg, *old));
+        if known.is_none_or(|(_, written)| !written) {
+            if let Some((old, written)) = live.journaled.get_mut(&key).filter(|(_, w)| !*w) {
+                *written = true;
+                live.originals.push((req.cpu, req.device, req.reg, *old));
+            }
         }
         let process = process_of(id, &live.client);
         for &cpu in targets {
-            if live.owned.insert(cpu) {
+            if !live.owned.contains(&cpu) && live.owned.insert(cpu) {
                 let owner = self.owners.entry(cpu).or_insert_with(|| Owner { process, sessions: BTreeSet::new() });
                 owner.sessions.insert(id);
             }
@@ -481,8 +478,8 @@ fn announce(id: SessionId, live: &mut Live) {
         client.via,
         client.uid,
         client.pid,
-        client.access.name(),
-        client.cpuset.as_ref().map_or("any".into(), |s| format_cpu_list(&s.iter().copied().collect::<Vec<_>>())),
+        client.rights.access.name(),
+        client.rights.cpuset.as_ref().map_or("any".into(), |s| format_cpu_list(&s.iter().copied().collect::<Vec<_>>())),
         client.numbering.label()
     );
 }

@@ -8,6 +8,8 @@
 //! are journaled on disk so even a SIGKILLed service restores at its next start.
 
 mod admin;
+#[cfg(test)]
+mod concurrent_tests;
 mod config;
 mod conn;
 mod core;
@@ -18,6 +20,7 @@ pub mod protocol;
 mod ratelimit;
 mod scope;
 mod serve;
+mod session;
 #[cfg(test)]
 mod tests;
 
@@ -67,7 +70,7 @@ pub struct Service {
 
 impl Service {
     fn core(&self) -> MutexGuard<'_, Core> {
-        self.core.lock().unwrap_or_else(|p| p.into_inner())
+        core::lock(&self.core)
     }
 
     fn config(&self) -> Arc<Loaded> {
@@ -290,15 +293,33 @@ pub fn run(secure: bool) -> ExitCode {
     {
         return fail(format!("cannot start the signal thread: {e}"));
     }
-    accept_loop(&service, &Arc::new(listener), true);
+    let listener = Arc::new(listener);
+    // The pool is full before the first connection: otherwise the first ones each start the
+    // thread that accepts after them on their way to their first reply.
+    for _ in 1..WAITING {
+        spawn_acceptor(&service, &listener);
+    }
+    accept_loop(&service, &listener, true);
     ExitCode::FAILURE
 }
 
-/// Connection threads kept waiting in accept() beyond the one every accept leaves behind: a
-/// connect then finds a thread ready, instead of paying for a new one (a clone, its stack and
-/// the Rust runtime's per-thread set-up, and one more wake-up: about half of the 0.35 ms from
-/// connect to first reply before). Threads beyond this exit when their connection ends.
-const SPARE_THREADS: usize = 2;
+/// Connection threads kept waiting in accept(), the main thread among them: a connect finds a
+/// thread ready instead of paying for a new one (a clone, its stack, the Rust runtime's
+/// per-thread set-up, one more wake-up: about half of the 0.35 ms from connect to first reply
+/// before). Three, so connects back to back find one even while the previous connection's
+/// thread is still ending its session (with two, one such connect in two started a thread on
+/// its way to its first reply: strace). Threads beyond this exit when their connection ends.
+const WAITING: usize = 3;
+
+/// Starts a thread of the pool; false when it could not be started.
+fn spawn_acceptor(service: &Arc<Service>, listener: &Arc<UnixListener>) -> bool {
+    let (shared, listening) = (service.clone(), listener.clone());
+    let spawned = std::thread::Builder::new()
+        .name("conn".into())
+        .stack_size(256 << 10)
+        .spawn(move || accept_loop(&shared, &listening, false));
+    spawned.map_err(|e| log::error!("cannot start a connection thread: {e}")).is_ok()
+}
 
 /// One thread of the pool: accepts a connection, makes sure another thread accepts while it
 /// serves this one, serves it, and accepts again (the kernel wakes one waiter per connection:
@@ -310,7 +331,7 @@ fn accept_loop(service: &Arc<Service>, listener: &Arc<UnixListener>, main: bool)
             service.waiting.fetch_add(1, Ordering::SeqCst);
         } else if service
             .waiting
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < SPARE_THREADS).then_some(n + 1))
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < WAITING).then_some(n + 1))
             .is_err()
         {
             return;
@@ -341,17 +362,10 @@ fn accept_loop(service: &Arc<Service>, listener: &Arc<UnixListener>, main: bool)
         // Nobody would accept while this connection is served: start the thread that will,
         // or refuse this connection (as when there was a thread per connection and it could
         // not be started) and accept again.
-        if !others_waiting {
-            let (shared, listening) = (service.clone(), listener.clone());
-            let spawned = std::thread::Builder::new()
-                .name("conn".into())
-                .stack_size(256 << 10)
-                .spawn(move || accept_loop(&shared, &listening, false));
-            if let Err(e) = spawned {
-                log::error!("cannot start a thread for uid {uid}: {e}");
-                service.give_slot(uid);
-                continue;
-            }
+        if !others_waiting && !spawn_acceptor(service, listener) {
+            log::error!("refused a connection of uid {uid}: no thread to accept after it");
+            service.give_slot(uid);
+            continue;
         }
         conn::handle(service, stream, peer);
         service.give_slot(uid);

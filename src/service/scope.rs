@@ -86,9 +86,13 @@ fn dir_of(mount: &CgroupMount, path: &str) -> Option<PathBuf> {
 }
 
 /// A small kernel text file (procfs, cgroupfs) in as few system calls as it takes: reads of up
-/// to 4 KiB until one returns 0. `std::fs::read_to_string` asks for the size first (0 for
-/// these files) and then reads in steps that start at 32 bytes: a statx and 5 reads for a
-/// `/proc/PID/cgroup`, on every connection (strace).
+/// to 4 KiB until one comes back short. `std::fs::read_to_string` asks for the size first (0
+/// for these files) and then reads in steps that start at 32 bytes: a statx and 5 reads for a
+/// `/proc/PID/cgroup`, on every connection (strace). Every file read here (`/proc/PID/cgroup`
+/// and `status`, cgroupfs's cpuset and controller files) is made by one show call when read
+/// from its start (single_open, fs/seq_file.c; kernfs_seq_start, fs/kernfs/file.c, "the same
+/// behavior and code as single_open()"): a read returns all of it that fits, so a short read
+/// is its end, and the read that would return 0 is not needed.
 pub fn read_text(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;
@@ -97,6 +101,10 @@ pub fn read_text(path: &Path) -> std::io::Result<String> {
     loop {
         match file.read(&mut chunk) {
             Ok(0) => break,
+            Ok(n) if n < chunk.len() => {
+                text.extend_from_slice(&chunk[..n]);
+                break;
+            }
             Ok(n) => text.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
