@@ -20,16 +20,8 @@ cp "$before" "$tmp/before"
 cp "$rel/likwid-accessD" "$tmp/after"
 unshare -m --propagation private bash -euc '
     tmp=$1 rel=$2 rounds=$3
-    source c-tests/private-dev.sh
-    private_dev "$tmp" 2
-    mount --bind "$tmp/m/proc/cpuinfo" /proc/cpuinfo
-    mount -t tmpfs -o mode=0755 none /run
-    # /etc is the host'"'"'s even here: an overlay keeps /etc/likwid-access in this namespace
-    # (a tmpfs on a host directory vanishes here when another test removes the directory).
-    mkdir "$tmp/etc-upper" "$tmp/etc-work"
-    mount -t overlay overlay -o "lowerdir=/etc,upperdir=$tmp/etc-upper,workdir=$tmp/etc-work" /etc
-    mkdir -p -m 0755 /etc/likwid-access
-    printf "user root read-write\ndefault none\n" >/etc/likwid-access/service.conf
+    source bench/service-ns.sh
+    service_namespace "$tmp"
     for r in $(seq "$rounds"); do
         for who in before after; do
             "$tmp/$who" --service 2>/dev/null & service=$!

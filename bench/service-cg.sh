@@ -28,15 +28,8 @@ for d in "$@"; do
 done
 unshare -m --propagation private bash -euc '
     tmp=$1 rel=$2 count=$3
-    source c-tests/private-dev.sh
-    private_dev "$tmp" 2
-    mount --bind "$tmp/m/proc/cpuinfo" /proc/cpuinfo
-    mount -t tmpfs -o mode=0755 none /run
-    # /etc is the host'"'"'s even here: an overlay keeps /etc/likwid-access in this namespace.
-    mkdir "$tmp/etc-upper" "$tmp/etc-work"
-    mount -t overlay overlay -o "lowerdir=/etc,upperdir=$tmp/etc-upper,workdir=$tmp/etc-work" /etc
-    mkdir -p -m 0755 /etc/likwid-access
-    printf "user root read-write\ndefault none\n" >/etc/likwid-access/service.conf
+    source bench/service-ns.sh
+    service_namespace "$tmp"
     unset LIKWID_ACCESSD LIKWID_ACCESS_ROOT
     total() { sed -n "s/^\(summary\|totals\): *\([0-9]*\).*/\2/p" "$1" | head -n1; }
     served() { # DAEMON OUT COMMAND...: the service of DAEMON under callgrind while COMMAND runs
